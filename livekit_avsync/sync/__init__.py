@@ -1,0 +1,1 @@
+"""The pure synchronisation core: scheduling on an injected clock, no LiveKit I/O."""

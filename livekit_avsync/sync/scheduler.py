@@ -1,0 +1,3 @@
+from typing import Literal
+
+SyncMode = Literal["auto", "timestamps", "arrival"]
