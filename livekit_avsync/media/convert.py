@@ -1,8 +1,8 @@
 """Frame conversion between PyAV and LiveKit, without pixel or sample loops in Python.
 
-Video: ``yuv420p`` is moved plane by plane into an I420 ``rtc.VideoFrame`` (row padding stripped with
-one numpy slice); every other PyAV pixel format goes through PyAV's own ``reformat``. Audio: any PyAV
-sample format becomes interleaved int16 with one vectorised numpy expression.
+Video: ``yuv420p`` is moved plane by plane into an I420 ``rtc.VideoFrame`` (row padding stripped
+with one numpy slice); every other PyAV pixel format goes through PyAV's own ``reformat``. Audio:
+any PyAV sample format becomes interleaved int16 with one vectorised numpy expression.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _I420 = rtc.VideoBufferType.I420
 
 
 def av_frame_time(frame: av.AudioFrame | av.VideoFrame) -> float | None:
-    """Presentation time of a PyAV frame in seconds, or None when it has no ``pts``/``time_base``."""
+    """Presentation time of a PyAV frame in seconds, or None without ``pts``/``time_base``."""
     if frame.pts is None:
         return None
     time_base = frame.time_base

@@ -21,7 +21,7 @@ from livekit import rtc
 from ..media.convert import AudioLike, VideoLike
 
 if TYPE_CHECKING:
-    from ..sync.scheduler import SyncMode
+    from ..sync.aligner import SyncMode
 
 __all__ = [
     "AvatarProvider",

@@ -1,0 +1,621 @@
+"""AVSynchronizer: the pure sync core driving a real ``rtc.AudioSource`` and ``rtc.VideoSource``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import numpy as np
+from livekit import rtc
+
+from ..media.convert import audio_to_rtc, av_frame_time, video_to_rtc
+from ..sync.aligner import Aligner, SyncMode
+from ..sync.clock import Clock, MonotonicClock
+from ..sync.gate import StaleGate
+from ..sync.playout import AudioPlayout
+from ..sync.stats import SyncStats
+from ..sync.video import QueuedFrame, VideoScheduler
+
+__all__ = ["AVSynchronizer"]
+
+logger = logging.getLogger("livekit_avsync")
+
+_CHUNK_S = 0.01  # audio is handed to the source in 10 ms chunks: a clear stops it within a tick
+_REST_AFTER_QUIET = 0.2  # s of quiet audio after which the frame on screen counts as "at rest"
+
+
+@dataclass(slots=True)
+class _Chunk:
+    frame: rtc.AudioFrame
+    start: float
+    end: float
+    quiet: bool
+    raw_offset: float
+    arrival: float
+
+
+class AVSynchronizer:
+    """Lip-syncs audio and video into LiveKit sources, with audio as the master clock.
+
+    A drop-in superset of ``livekit.rtc.AVSynchronizer``: same constructor keywords and methods.
+    Audio is re-chunked to 10 ms and handed to the ``AudioSource`` only ~``audio_lead_ms`` ahead
+    of playout, so the synchronizer always knows which media time is playing; every video frame
+    leaves when the audio it belongs to plays.
+
+    How frames are related (``sync_mode``):
+
+    - ``"timestamps"``: audio and video timestamps share one media clock (in-process avatars,
+      recordings, ``rtc.AVSynchronizer`` callers that pass timestamps). Audio ``timestamp`` is the
+      frame's *end* time, video's its presentation time; PyAV frames pushed without one use their
+      own ``pts``/``time_base``. Audio waits (up to ``max_video_wait_ms``) for the video of the same
+      media time, so a video stream that lags its audio still plays in sync.
+    - ``"arrival"``: the clocks are unrelated (two WebRTC tracks) or absent. A video frame is due
+      at its arrival time plus the audio queued at that moment plus ``av_offset`` (set it to minus
+      the provider's typical video lag).
+    - ``"auto"`` (default): ``"timestamps"`` if the first frame pushed has a timestamp, else
+      ``"arrival"``; decided again after ``reset()``.
+
+    Interrupts: ``clear_queue()`` silences audio within one 10 ms tick, shows the last frame seen
+    while the avatar was quiet (or ``set_idle_frame()``), bumps ``epoch``, and closes the stale-tail
+    gate: frames pushed with an older ``epoch=`` are dropped, and untagged frames still in flight
+    from the interrupted turn are dropped until the provider's audio has been quiet for
+    ``gate_quiet_ms`` (see :class:`~livekit_avsync.sync.gate.StaleGate`). The source's own queue is
+    cleared a second time once a capture that was in flight during the clear has landed.
+
+    Backpressure: ``push`` of audio waits while more than ``audio_buffer_ms`` is queued, ``push`` of
+    video while its queue reaches further ahead of the audio clock than the larger of
+    ``video_queue_size_ms`` and the audio buffer; nothing grows without bound.
+    """
+
+    def __init__(
+        self,
+        *,
+        audio_source: rtc.AudioSource,
+        video_source: rtc.VideoSource,
+        video_fps: float,
+        video_queue_size_ms: float = 100,
+        _max_delay_tolerance_ms: float = 300,
+        sync_mode: SyncMode = "auto",
+        av_offset: float = 0.0,
+        audio_buffer_ms: float = 500,
+        audio_lead_ms: float = 40,
+        max_video_wait_ms: float = 400,
+        gate_quiet_ms: float = 250,
+        gate_max_ms: float = 2000,
+        quiet_dbfs: float = -50.0,
+        audio_latency_ms: float = 5.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(audio_source, rtc.AudioSource):
+            raise TypeError(
+                f"audio_source must be rtc.AudioSource, got {type(audio_source).__name__}"
+            )
+        if not isinstance(video_source, rtc.VideoSource):
+            raise TypeError(
+                f"video_source must be rtc.VideoSource, got {type(video_source).__name__}"
+            )
+        if (
+            not isinstance(video_fps, (int, float))
+            or not math.isfinite(video_fps)
+            or video_fps <= 0
+        ):
+            raise ValueError(f"video_fps must be a positive number, got {video_fps!r}")
+        for name, value in (
+            ("video_queue_size_ms", video_queue_size_ms),
+            ("audio_buffer_ms", audio_buffer_ms),
+            ("audio_lead_ms", audio_lead_ms),
+            ("max_video_wait_ms", max_video_wait_ms),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must not be negative, got {value!r}")
+        self._audio_source = audio_source
+        self._video_source = video_source
+        self._video_fps = float(video_fps)
+        self._video_queue_size_ms = video_queue_size_ms
+        self._clock: Clock = clock or MonotonicClock()
+        self._aligner = Aligner(mode=sync_mode, av_offset=av_offset, video_interval=1 / video_fps)
+        self._playout = AudioPlayout(latency=audio_latency_ms / 1000)
+        self._video = VideoScheduler(self._video_fps)
+        self._gate = StaleGate(
+            quiet=gate_quiet_ms / 1000, max_wait=gate_max_ms / 1000, video_hold=max(0.0, -av_offset)
+        )
+        self._audio_buffer = audio_buffer_ms / 1000
+        self._audio_lead = max(audio_lead_ms / 1000, _CHUNK_S)
+        self._max_video_wait = max_video_wait_ms / 1000
+        self._video_limit = max(video_queue_size_ms / 1000, self._audio_buffer + 0.25)
+        self._quiet_rms = 32768.0 * 10 ** (quiet_dbfs / 20)
+
+        self._pending: deque[_Chunk] = deque()
+        self._pending_s = 0.0
+        self._resampler: rtc.AudioResampler | None = None
+        self._resampler_rate = 0
+        self._epoch = 0
+        self._closed = False
+        self._error: BaseException | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pump_wake = asyncio.Event()
+        self._video_wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._capture_done: asyncio.Future[None] | None = None
+
+        self._video_anchor: tuple[float, float] | None = None  # (session ts, wall) before audio
+        self._video_high = -math.inf  # newest video session ts pushed
+        self._last_video_push = -math.inf
+        self._video_seen = False
+        self._rest: QueuedFrame | None = None
+        self._idle_override: QueuedFrame | None = None
+        self._show_rest = False
+        self._quiet_since: float | None = None
+        self._last_ts_us = -1
+        self._ts_base: float | None = None
+        self._send_times: deque[float] = deque(maxlen=max(2, int(self._video_fps)))
+        self._offset_ema: float | None = None
+        self._last_video_time = 0.0
+        self._counts = dict.fromkeys(
+            (
+                "audio_in",
+                "video_in",
+                "chunks_out",
+                "video_out",
+                "repeated",
+                "dropped_late",
+                "audio_stale",
+                "video_stale",
+            ),
+            0,
+        )
+
+    # -- public API (rtc.AVSynchronizer) -------------------------------------------------------
+
+    async def push(
+        self,
+        frame: rtc.AudioFrame | rtc.VideoFrame | av.AudioFrame | av.VideoFrame,
+        timestamp: float | None = None,
+        *,
+        epoch: int | None = None,
+    ) -> None:
+        """Queue a frame; waits while the queues are full (backpressure).
+
+        ``timestamp`` is seconds on the producer's media clock: the *end* time of an audio frame,
+        the presentation time of a video frame. ``epoch`` (optional) is the value of
+        :attr:`epoch` when the frame's turn started: frames of an older epoch are dropped.
+        """
+        self._check_usable()
+        if timestamp is not None and not math.isfinite(timestamp):
+            raise ValueError(f"timestamp must be a finite number of seconds, got {timestamp!r}")
+        if isinstance(frame, (rtc.AudioFrame, av.AudioFrame)):
+            await self._push_audio(frame, timestamp, epoch)
+        elif isinstance(frame, (rtc.VideoFrame, av.VideoFrame)):
+            await self._push_video(frame, timestamp, epoch)
+        else:
+            raise TypeError(
+                "push() takes rtc.AudioFrame, rtc.VideoFrame, av.AudioFrame or av.VideoFrame, "
+                f"got {type(frame).__name__}"
+            )
+
+    async def clear_queue(self) -> None:
+        """Interrupt: drop everything queued and stop audio and speaking video at once."""
+        self._check_usable()
+        now = self._clock.now()
+        self._epoch += 1
+        self._gate.close(now)
+        self._pending.clear()
+        self._pending_s = 0.0
+        self._resampler = None  # its buffered tail belongs to the interrupted turn
+        self._audio_source.clear_queue()
+        self._playout.clear(now)
+        self._video.clear()
+        rest = self._idle_override or self._rest
+        if rest is not None:
+            self._show_rest = True
+        self._video_wake.set()
+        self._signal_progress()
+        if self._capture_done is not None and not self._capture_done.done():
+            # a 10 ms capture in flight lands in the native queue after the clear: clear again
+            await asyncio.shield(self._capture_done)
+            self._audio_source.clear_queue()
+            self._playout.clear(self._clock.now())
+
+    async def wait_for_playout(self) -> None:
+        """Wait until every queued audio chunk has played and every queued video frame has left."""
+        while True:
+            self._check_usable()
+            now = self._clock.now()
+            queued = self._playout.queued(now)
+            if not self._pending and queued <= 0 and not len(self._video):
+                return
+            waiter = asyncio.ensure_future(self._progress_wait())
+            try:
+                await asyncio.wait_for(waiter, timeout=max(0.002, min(queued, 0.05)))
+            except asyncio.TimeoutError:
+                pass
+
+    def reset(self) -> None:
+        """Start a new timeline: the next frames' timestamps are not related to earlier ones."""
+        self._aligner.reset()
+        self._video.reset_pacing()
+        self._send_times.clear()
+
+    async def aclose(self) -> None:
+        """Stop the synchronizer and cancel its tasks. Idempotent; pushes afterwards raise."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._signal_progress()
+
+    @property
+    def actual_fps(self) -> float:
+        """Frames per second actually handed to the VideoSource over the last second."""
+        t = self._send_times
+        if len(t) < 2 or t[-1] <= t[0]:
+            return 0.0
+        return (len(t) - 1) / (t[-1] - t[0])
+
+    @property
+    def last_video_time(self) -> float:
+        """Timestamp (producer clock) of the last video frame handed to the VideoSource."""
+        return self._last_video_time
+
+    @property
+    def last_audio_time(self) -> float:
+        """Timestamp (producer clock) of the audio playing out now."""
+        now = self._clock.now()
+        head = self._playout.playhead(now)
+        if head is None:
+            return 0.0
+        return head - self._playout.raw_offset_at(now)
+
+    # -- additions -----------------------------------------------------------------------------
+
+    @property
+    def epoch(self) -> int:
+        """Bumped by every ``clear_queue()``; tag frames with it so stale ones can be dropped."""
+        return self._epoch
+
+    @property
+    def sync_mode(self) -> SyncMode:
+        """The mode in force (``"auto"`` until the first frame decides it)."""
+        return self._aligner.mode
+
+    @property
+    def playback_position(self) -> float:
+        """Seconds of audio that have really played out through the AudioSource."""
+        return self._playout.played(self._clock.now())
+
+    def set_idle_frame(self, frame: rtc.VideoFrame | av.VideoFrame) -> None:
+        """The frame to show after an interrupt (default: the last frame shown while quiet)."""
+        self._idle_override = QueuedFrame(0.0, video_to_rtc(frame))
+
+    @property
+    def stats(self) -> SyncStats:
+        now = self._clock.now()
+        c = self._counts
+        head = self._media_now(now)
+        newest = self._video.newest_ts()
+        video_q = 0.0 if newest is None or head is None else max(0.0, newest - head)
+        a = self._aligner
+        return SyncStats(
+            mode=a.mode,
+            epoch=self._epoch,
+            audio_frames_in=c["audio_in"],
+            video_frames_in=c["video_in"],
+            audio_chunks_out=c["chunks_out"],
+            video_frames_out=c["video_out"],
+            video_repeated=c["repeated"],
+            video_dropped_late=c["dropped_late"],
+            audio_dropped_stale=c["audio_stale"],
+            video_dropped_stale=c["video_stale"],
+            audio_underruns=self._playout.underruns,
+            timestamps_missing=a.missing_timestamps,
+            timestamps_non_monotonic=a.non_monotonic,
+            timestamp_jumps=a.jumps,
+            audio_queue_ms=(self._pending_s + self._playout.queued(now)) * 1000,
+            video_queue_ms=video_q * 1000,
+            av_offset_ms=(self._offset_ema or 0.0) * 1000,
+            playback_position=self._playout.played(now),
+        )
+
+    # -- input ---------------------------------------------------------------------------------
+
+    async def _push_audio(
+        self, frame: rtc.AudioFrame | av.AudioFrame, timestamp: float | None, epoch: int | None
+    ) -> None:
+        if timestamp is None and isinstance(frame, av.AudioFrame):
+            start = av_frame_time(frame)
+            if start is not None:
+                timestamp = start + frame.samples / frame.sample_rate
+        rtc_frame = audio_to_rtc(frame)
+        if rtc_frame.samples_per_channel <= 0:
+            raise ValueError("audio frame is empty (0 samples)")
+        if epoch is not None and epoch != self._epoch:
+            self._counts["audio_stale"] += 1
+            return
+        self._counts["audio_in"] += 1
+        samples = self._conform(rtc_frame)
+        if samples is None:
+            return
+        now = self._clock.now()
+        rate = self._audio_source.sample_rate
+        duration = samples.shape[0] / rate
+        start, end, raw_offset = self._aligner.audio(timestamp, duration, now)
+        quiet = self._is_quiet(samples)
+        if epoch is not None:
+            self._gate.open(now)
+        if not self._gate.admit_audio(now, quiet, start):
+            self._counts["audio_stale"] += 1
+            return
+        self._enqueue_chunks(samples, start, end, raw_offset, now)
+        while self._pending_s > self._audio_buffer and not self._closed:
+            await self._progress_wait()
+            self._check_usable()
+
+    def _conform(self, frame: rtc.AudioFrame) -> np.ndarray | None:
+        """Interleaved int16 samples at the source's rate and channel count (shape n x ch)."""
+        src = self._audio_source
+        data = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+        if frame.num_channels != src.num_channels:
+            mono = data.mean(axis=1, dtype=np.float32) if frame.num_channels > 1 else data[:, 0]
+            data = np.repeat(np.asarray(mono, dtype=np.int16)[:, None], src.num_channels, axis=1)
+        if frame.sample_rate == src.sample_rate:
+            return data
+        if self._resampler is None or self._resampler_rate != frame.sample_rate:
+            self._resampler = rtc.AudioResampler(
+                frame.sample_rate, src.sample_rate, num_channels=src.num_channels
+            )
+            self._resampler_rate = frame.sample_rate
+        out = self._resampler.push(
+            rtc.AudioFrame(data.tobytes(), frame.sample_rate, src.num_channels, data.shape[0])
+        )
+        parts = [np.frombuffer(f.data, dtype=np.int16) for f in out if f.samples_per_channel]
+        if not parts:
+            return None
+        return np.concatenate(parts).reshape(-1, src.num_channels)
+
+    def _is_quiet(self, samples: np.ndarray) -> bool:
+        return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) < self._quiet_rms
+
+    def _enqueue_chunks(
+        self, samples: np.ndarray, start: float, end: float, raw_offset: float, now: float
+    ) -> None:
+        src = self._audio_source
+        rate, channels = src.sample_rate, src.num_channels
+        step = max(1, int(rate * _CHUNK_S))
+        total = samples.shape[0]
+        scale = (end - start) / total
+        for i in range(0, total, step):
+            part = samples[i : i + step]
+            n = part.shape[0]
+            chunk = rtc.AudioFrame(part.tobytes(), rate, channels, n)
+            self._pending.append(
+                _Chunk(
+                    chunk,
+                    start + i * scale,
+                    start + (i + n) * scale,
+                    self._is_quiet(part),
+                    raw_offset,
+                    now,
+                )
+            )
+            self._pending_s += n / rate
+        self._ensure_tasks()
+        self._pump_wake.set()
+
+    async def _push_video(
+        self, frame: rtc.VideoFrame | av.VideoFrame, timestamp: float | None, epoch: int | None
+    ) -> None:
+        if timestamp is None and isinstance(frame, av.VideoFrame):
+            timestamp = av_frame_time(frame)
+        rtc_frame = video_to_rtc(frame)
+        if epoch is not None and epoch != self._epoch:
+            self._counts["video_stale"] += 1
+            return
+        self._counts["video_in"] += 1
+        now = self._clock.now()
+        ts, _ = self._aligner.video(timestamp, now)
+        if epoch is not None:
+            self._gate.open(now)
+        if not self._gate.admit_video(now, ts, timestamps=self._aligner.mode == "timestamps"):
+            self._counts["video_stale"] += 1
+            return
+        self._video.push(QueuedFrame(ts, rtc_frame, timestamp))
+        self._video_high = max(self._video_high, ts)
+        self._last_video_push = now
+        self._video_seen = True
+        if self._video_anchor is None:
+            self._video_anchor = (ts, now)
+        self._ensure_tasks()
+        self._video_wake.set()
+        self._pump_wake.set()
+        while not self._closed:
+            head = self._media_now(self._clock.now())
+            newest = self._video.newest_ts()
+            if head is None or newest is None or newest - head <= self._video_limit:
+                break
+            await self._progress_wait()
+            self._check_usable()
+
+    # -- clock ---------------------------------------------------------------------------------
+
+    def _media_now(self, now: float) -> float | None:
+        """Session media time playing now: the audio's, or video free-running before any audio."""
+        head = self._playout.playhead(now)
+        if head is not None:
+            return head
+        if self._video_anchor is None:
+            return None
+        ts0, t0 = self._video_anchor
+        return ts0 + (now - t0)
+
+    def _due_of(self, ts: float) -> float:
+        wall = self._playout.wall_time_of(ts)
+        if wall is not None:
+            return wall
+        assert self._video_anchor is not None
+        ts0, t0 = self._video_anchor
+        return t0 + (ts - ts0)
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def _ensure_tasks(self) -> None:
+        if self._tasks or self._closed:
+            return
+        self._tasks = [
+            asyncio.create_task(self._run_guarded(self._audio_loop()), name="avsync-audio"),
+            asyncio.create_task(self._run_guarded(self._video_loop()), name="avsync-video"),
+        ]
+
+    async def _run_guarded(self, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("AVSynchronizer task failed")
+            self._error = exc
+            self._signal_progress()
+
+    def _check_usable(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"AVSynchronizer failed: {self._error!r}") from self._error
+        if self._closed:
+            raise RuntimeError("AVSynchronizer is closed")
+
+    def _signal_progress(self) -> None:
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    async def _progress_wait(self) -> None:
+        await self._progress.wait()
+
+    async def _sleep_or_wake(self, event: asyncio.Event, timeout: float) -> None:
+        if timeout <= 0:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    async def _audio_loop(self) -> None:
+        """Hand queued audio to the source in 10 ms chunks, ~audio_lead ahead of playout."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._pump_wake.clear()
+                await self._pump_wake.wait()
+                continue
+            now = self._clock.now()
+            ahead = self._playout.queued(now) - self._audio_lead
+            if ahead > 0:
+                self._pump_wake.clear()
+                await self._sleep_or_wake(self._pump_wake, ahead)
+                continue
+            head = self._pending[0]
+            wait = self._video_wait(head, now)
+            if wait > 0:
+                self._pump_wake.clear()
+                await self._sleep_or_wake(self._pump_wake, wait)
+                continue
+            self._pending.popleft()
+            n = head.frame.samples_per_channel
+            self._pending_s -= n / self._audio_source.sample_rate
+            self._playout.hand(
+                now,
+                head.start,
+                head.end,
+                n / self._audio_source.sample_rate,
+                quiet=head.quiet,
+                raw_offset=head.raw_offset,
+            )
+            epoch = self._epoch
+            self._capture_done = loop.create_future()
+            try:
+                await self._audio_source.capture_frame(head.frame)
+            finally:
+                self._capture_done.set_result(None)
+            if epoch != self._epoch:
+                self._audio_source.clear_queue()  # it landed after an interrupt: drop it too
+            self._counts["chunks_out"] += 1
+            self._video_wake.set()
+            self._signal_progress()
+
+    def _video_wait(self, head: _Chunk, now: float) -> float:
+        """Seconds the head audio chunk should still wait for its video to arrive (0: go)."""
+        waited = now - head.arrival
+        if waited >= self._max_video_wait:
+            return 0.0
+        if self._video_seen:
+            if now - self._last_video_push >= self._max_video_wait:
+                return 0.0  # video has stopped: do not hold audio hostage
+            if self._video_high + 0.5 * self._video.period >= head.start:
+                return 0.0
+        return min(self._max_video_wait - waited, 0.005)
+
+    async def _video_loop(self) -> None:
+        """Send each video frame when its audio plays; repeat the last one when none is due."""
+        while True:
+            now = self._clock.now()
+            if self._show_rest:
+                self._show_rest = False
+                rest = self._idle_override or self._rest
+                if rest is not None:
+                    self._video.last = rest
+                    self._capture(rest, now)
+                continue
+            if self._video.last is None and not len(self._video):
+                self._video_wake.clear()
+                await self._video_wake.wait()
+                continue
+            decision = self._video.decide(now, self._due_of)
+            if decision.action == "send":
+                assert decision.frame is not None
+                self._counts["dropped_late"] += decision.dropped
+                lateness = now - self._due_of(decision.frame.ts)
+                self._offset_ema = (
+                    lateness
+                    if self._offset_ema is None
+                    else self._offset_ema + 0.1 * (lateness - self._offset_ema)
+                )
+                if decision.frame.raw_ts is not None:
+                    self._last_video_time = decision.frame.raw_ts
+                self._capture(decision.frame, now)
+                self._track_rest(decision.frame, now)
+                self._signal_progress()
+            elif decision.action == "repeat":
+                assert decision.frame is not None
+                self._counts["repeated"] += 1
+                self._capture(decision.frame, now)
+            else:
+                self._video_wake.clear()
+                await self._sleep_or_wake(self._video_wake, decision.wake_at - now)
+
+    def _capture(self, item: QueuedFrame, now: float) -> None:
+        head = self._media_now(now)
+        media = head if head is not None else now
+        if self._ts_base is None:
+            self._ts_base = media
+        ts_us = max(int((media - self._ts_base) * 1e6), self._last_ts_us + 1000)
+        self._last_ts_us = ts_us
+        self._video_source.capture_frame(item.frame, timestamp_us=ts_us)
+        self._counts["video_out"] += 1
+        self._send_times.append(now)
+
+    def _track_rest(self, item: QueuedFrame, now: float) -> None:
+        """Remember the last frame shown after the audio had been quiet for a while."""
+        seg = self._playout.current(now)
+        if seg is None or seg.quiet:
+            if self._quiet_since is None:
+                self._quiet_since = now
+            if now - self._quiet_since >= _REST_AFTER_QUIET or self._rest is None:
+                self._rest = item
+        else:
+            self._quiet_since = None

@@ -1,0 +1,147 @@
+"""A model of what the AudioSource plays, and when: the master clock of the synchronizer.
+
+Every chunk handed to the native source is recorded with the wall time it starts and ends playing
+(it starts when everything handed before it has played). From that record the model answers which
+media time is playing now (the playhead), when a given media time plays, how much is still queued,
+and how much audio has really been played.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = ["AudioPlayout", "PlayedSegment"]
+
+
+@dataclass(slots=True)
+class PlayedSegment:
+    """One chunk handed to the source: media range [media_start, media_end) and its wall times."""
+
+    media_start: float
+    media_end: float
+    wall_start: float
+    wall_end: float
+    quiet: bool
+    raw_offset: float  # session media time minus the producer's own timestamp
+
+    def media_at(self, wall: float) -> float:
+        span = self.wall_end - self.wall_start
+        if span <= 0:
+            return self.media_end
+        frac = min(max((wall - self.wall_start) / span, 0.0), 1.0)
+        return self.media_start + frac * (self.media_end - self.media_start)
+
+    def wall_at(self, media: float) -> float:
+        span = self.media_end - self.media_start
+        if span <= 0:
+            return self.wall_start
+        frac = min(max((media - self.media_start) / span, 0.0), 1.0)
+        return self.wall_start + frac * (self.wall_end - self.wall_start)
+
+
+class AudioPlayout:
+    """Playout timeline of the native audio queue, on wall time from an injected clock.
+
+    ``latency`` is the constant delay between a chunk starting to play in the model and it leaving
+    the source (measured ~3 ms in loopback). History older than ``history`` seconds is pruned so
+    memory stays flat.
+    """
+
+    def __init__(self, *, latency: float = 0.0, history: float = 2.0) -> None:
+        self._latency = latency
+        self._history = history
+        self._segments: deque[PlayedSegment] = deque()
+        self._play_end = 0.0  # wall time the last handed chunk finishes
+        self._handed = 0.0  # seconds of audio handed over, ever
+        self._discarded = 0.0  # seconds handed over but cleared before they played
+        self._cleared = False  # the next gap follows a clear, not an underrun
+        self.underruns = 0
+
+    def hand(
+        self,
+        now: float,
+        media_start: float,
+        media_end: float,
+        duration: float,
+        *,
+        quiet: bool = False,
+        raw_offset: float = 0.0,
+    ) -> PlayedSegment:
+        """Record a chunk of ``duration`` seconds handed to the source at ``now``."""
+        start = now + self._latency
+        if self._segments and self._play_end > start:
+            start = self._play_end
+        elif self._segments and not self._cleared and 0.005 < start - self._play_end < 1.0:
+            self.underruns += 1  # the queue ran dry mid-stream
+        self._cleared = False
+        seg = PlayedSegment(media_start, media_end, start, start + duration, quiet, raw_offset)
+        self._segments.append(seg)
+        self._play_end = seg.wall_end
+        self._handed += duration
+        while len(self._segments) > 1 and self._segments[0].wall_end < now - self._history:
+            self._segments.popleft()
+        return seg
+
+    def queued(self, now: float) -> float:
+        """Seconds handed over that have not played yet."""
+        return max(0.0, self._play_end - now)
+
+    def played(self, now: float) -> float:
+        """Seconds of audio that have really played out since creation."""
+        return self._handed - self._discarded - self.queued(now)
+
+    def current(self, now: float) -> PlayedSegment | None:
+        """The segment playing at ``now``, or None when the source is silent."""
+        for seg in reversed(self._segments):
+            if seg.wall_start <= now < seg.wall_end:
+                return seg
+            if seg.wall_end <= now:
+                return None
+        return None
+
+    def playhead(self, now: float) -> float | None:
+        """Media time playing at ``now``; after the last chunk it runs on at real-time rate."""
+        if not self._segments:
+            return None
+        for seg in reversed(self._segments):
+            if seg.wall_start <= now:
+                if now < seg.wall_end:
+                    return seg.media_at(now)
+                return seg.media_end + (now - seg.wall_end)
+        first = self._segments[0]
+        return first.media_start - (first.wall_start - now)
+
+    def wall_time_of(self, media: float) -> float | None:
+        """Wall time at which ``media`` plays (or played), following the audio when it covers it."""
+        if not self._segments:
+            return None
+        last = self._segments[-1]
+        if media >= last.media_end:
+            return last.wall_end + (media - last.media_end)
+        for seg in reversed(self._segments):
+            if seg.media_start <= media < seg.media_end:
+                return seg.wall_at(media)
+            if seg.media_end <= media:
+                # in a gap between chunks: it plays when the next chunk starts
+                return seg.wall_end
+        first = self._segments[0]
+        return first.wall_start - (first.media_start - media)
+
+    def raw_offset_at(self, now: float) -> float:
+        seg = self.current(now)
+        if seg is None and self._segments:
+            seg = self._segments[-1]
+        return seg.raw_offset if seg else 0.0
+
+    def clear(self, now: float) -> None:
+        """Everything not yet played is dropped (the source's queue was cleared at ``now``)."""
+        self._discarded += self.queued(now)
+        while self._segments and self._segments[-1].wall_start >= now:
+            self._segments.pop()
+        if self._segments and self._segments[-1].wall_end > now:
+            seg = self._segments[-1]
+            seg.media_end = seg.media_at(now)
+            seg.wall_end = now
+        self._play_end = min(self._play_end, now)
+        self._cleared = True

@@ -1,3 +1,0 @@
-from typing import Literal
-
-SyncMode = Literal["auto", "timestamps", "arrival"]

@@ -1,0 +1,37 @@
+"""Counters and gauges the synchronizer reports."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["SyncStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStats:
+    """A snapshot of the synchronizer's state; ``AVSynchronizer.stats`` builds a fresh one."""
+
+    mode: str
+    epoch: int
+    audio_frames_in: int
+    video_frames_in: int
+    audio_chunks_out: int
+    video_frames_out: int
+    video_repeated: int
+    video_dropped_late: int
+    audio_dropped_stale: int
+    video_dropped_stale: int
+    audio_underruns: int
+    timestamps_missing: int
+    timestamps_non_monotonic: int
+    timestamp_jumps: int
+    audio_queue_ms: float
+    video_queue_ms: float
+    av_offset_ms: float
+    """Smoothed lateness of video against the audio clock when frames leave (+ = video late)."""
+    playback_position: float
+    """Seconds of audio that have really played out through the AudioSource."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
