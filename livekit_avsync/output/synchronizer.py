@@ -133,6 +133,12 @@ class AVSynchronizer:
 
         self._pending: deque[_Chunk] = deque()
         self._pending_s = 0.0
+        self._handed: deque[tuple[float, _Chunk]] = deque()  # (wall_start, chunk) not yet played
+        self._admitted_s = 0.0  # seconds of audio ever admitted into the queue
+        self._skipped_s = 0.0  # seconds admitted but dropped by interrupts before handing
+        self._paused_at: float | None = None
+        self._paused_head: float | None = None
+        self._paused_buffer = max(self._audio_buffer, 3.0)
         self._resampler: rtc.AudioResampler | None = None
         self._resampler_rate = 0
         self._epoch = 0
@@ -201,26 +207,83 @@ class AVSynchronizer:
 
     async def clear_queue(self) -> None:
         """Interrupt: drop everything queued and stop audio and speaking video at once."""
+        self.clear_queue_nowait()
+        if self._capture_done is not None and not self._capture_done.done():
+            await asyncio.shield(self._capture_done)
+
+    def clear_queue_nowait(self) -> None:
+        """``clear_queue()`` without waiting: for callbacks that cannot await (barge-in).
+
+        Everything happens at once; a 10 ms capture that was in flight is cleared again as soon as
+        it lands (``clear_queue()`` also waits for that).
+        """
         self._check_usable()
         now = self._clock.now()
         self._epoch += 1
         self._gate.close(now)
+        self._skipped_s += self._pending_s
         self._pending.clear()
         self._pending_s = 0.0
+        self._handed.clear()
         self._resampler = None  # its buffered tail belongs to the interrupted turn
         self._audio_source.clear_queue()
         self._playout.clear(now)
         self._video.clear()
-        rest = self._idle_override or self._rest
-        if rest is not None:
+        if self._paused_at is not None:
+            self._paused_head = self._media_now(now)
+        if (self._idle_override or self._rest) is not None:
             self._show_rest = True
         self._video_wake.set()
         self._signal_progress()
         if self._capture_done is not None and not self._capture_done.done():
-            # a 10 ms capture in flight lands in the native queue after the clear: clear again
-            await asyncio.shield(self._capture_done)
+            # a capture in flight lands in the native queue after this clear: clear it again then
+            self._capture_done.add_done_callback(lambda _: self._reclear())
+
+    def _reclear(self) -> None:
+        if not self._closed:
             self._audio_source.clear_queue()
             self._playout.clear(self._clock.now())
+
+    def pause(self) -> None:
+        """Stop audio at once and hold a non-speaking frame; queued media waits for ``resume()``.
+
+        Audio already handed to the source but not yet played is taken back, so nothing is lost;
+        while paused the queues may hold up to 3 s before pushes wait.
+        """
+        self._check_usable()
+        if self._paused_at is not None:
+            return
+        now = self._clock.now()
+        self._paused_head = self._media_now(now)
+        self._paused_at = now
+        self._audio_source.clear_queue()
+        taken = self._playout.rewind(now)
+        back = [chunk for start, chunk in self._handed if start >= now]
+        self._handed.clear()
+        for chunk in reversed(back):
+            self._pending.appendleft(chunk)
+            self._pending_s += chunk.frame.samples_per_channel / self._audio_source.sample_rate
+        if len(back) != len(taken):
+            logger.debug("pause: %d chunks re-queued, %d segments rewound", len(back), len(taken))
+        if (self._idle_override or self._rest) is not None:
+            self._show_rest = True
+        self._video_wake.set()
+
+    def resume(self) -> None:
+        """Continue after ``pause()``: audio and video carry on in sync from where they stopped."""
+        self._check_usable()
+        if self._paused_at is None:
+            return
+        self._paused_at = None
+        self._paused_head = None
+        self._video.reset_pacing()
+        self._pump_wake.set()
+        self._video_wake.set()
+        self._signal_progress()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
 
     async def wait_for_playout(self) -> None:
         """Wait until every queued audio chunk has played and every queued video frame has left."""
@@ -290,6 +353,18 @@ class AVSynchronizer:
         return self._aligner.mode
 
     @property
+    def audio_admitted(self) -> float:
+        """Seconds of audio accepted so far (a position in the stream of pushed audio)."""
+        return self._admitted_s
+
+    @property
+    def audio_stream_position(self) -> float:
+        """How far into the pushed audio the playhead is (audio dropped by interrupts counts as
+        passed), on the same scale as :attr:`audio_admitted`: marks taken from one can be compared
+        with the other to tell how much of a stretch of audio has really played."""
+        return self._admitted_s - self._pending_s - self._playout.queued(self._clock.now())
+
+    @property
     def playback_position(self) -> float:
         """Seconds of audio that have really played out through the AudioSource."""
         return self._playout.played(self._clock.now())
@@ -357,7 +432,7 @@ class AVSynchronizer:
             self._counts["audio_stale"] += 1
             return
         self._enqueue_chunks(samples, start, end, raw_offset, now)
-        while self._pending_s > self._audio_buffer and not self._closed:
+        while self._pending_s > self._audio_limit() and not self._closed:
             await self._progress_wait()
             self._check_usable()
 
@@ -409,6 +484,7 @@ class AVSynchronizer:
                 )
             )
             self._pending_s += n / rate
+            self._admitted_s += n / rate
         self._ensure_tasks()
         self._pump_wake.set()
 
@@ -441,15 +517,21 @@ class AVSynchronizer:
         while not self._closed:
             head = self._media_now(self._clock.now())
             newest = self._video.newest_ts()
-            if head is None or newest is None or newest - head <= self._video_limit:
+            limit = self._video_limit if self._paused_at is None else self._paused_buffer
+            if head is None or newest is None or newest - head <= limit:
                 break
             await self._progress_wait()
             self._check_usable()
+
+    def _audio_limit(self) -> float:
+        return self._audio_buffer if self._paused_at is None else self._paused_buffer
 
     # -- clock ---------------------------------------------------------------------------------
 
     def _media_now(self, now: float) -> float | None:
         """Session media time playing now: the audio's, or video free-running before any audio."""
+        if self._paused_head is not None:
+            return self._paused_head
         head = self._playout.playhead(now)
         if head is not None:
             return head
@@ -509,7 +591,7 @@ class AVSynchronizer:
         """Hand queued audio to the source in 10 ms chunks, ~audio_lead ahead of playout."""
         loop = asyncio.get_running_loop()
         while True:
-            if not self._pending:
+            if not self._pending or self._paused_at is not None:
                 self._pump_wake.clear()
                 await self._pump_wake.wait()
                 continue
@@ -528,7 +610,7 @@ class AVSynchronizer:
             self._pending.popleft()
             n = head.frame.samples_per_channel
             self._pending_s -= n / self._audio_source.sample_rate
-            self._playout.hand(
+            seg = self._playout.hand(
                 now,
                 head.start,
                 head.end,
@@ -536,6 +618,9 @@ class AVSynchronizer:
                 quiet=head.quiet,
                 raw_offset=head.raw_offset,
             )
+            self._handed.append((seg.wall_start, head))
+            while self._handed and self._handed[0][0] < now - 0.05:
+                self._handed.popleft()
             epoch = self._epoch
             self._capture_done = loop.create_future()
             try:
@@ -570,6 +655,12 @@ class AVSynchronizer:
                 if rest is not None:
                     self._video.last = rest
                     self._capture(rest, now)
+                continue
+            if self._paused_at is not None and self._video.last is not None:
+                self._capture(self._video.last, now)  # hold the rest frame; receivers never stall
+                self._counts["repeated"] += 1
+                self._video_wake.clear()
+                await self._sleep_or_wake(self._video_wake, self._video.period)
                 continue
             if self._video.last is None and not len(self._video):
                 self._video_wake.clear()

@@ -134,6 +134,18 @@ class AudioPlayout:
             seg = self._segments[-1]
         return seg.raw_offset if seg else 0.0
 
+    def rewind(self, now: float) -> list[PlayedSegment]:
+        """Take back the segments that have not started playing (a pause), newest last."""
+        taken: list[PlayedSegment] = []
+        while self._segments and self._segments[-1].wall_start >= now:
+            taken.append(self._segments.pop())
+        taken.reverse()
+        for seg in taken:
+            self._handed -= seg.wall_end - seg.wall_start
+        self._play_end = self._segments[-1].wall_end if self._segments else now
+        self._cleared = True
+        return taken
+
     def clear(self, now: float) -> None:
         """Everything not yet played is dropped (the source's queue was cleared at ``now``)."""
         self._discarded += self.queued(now)

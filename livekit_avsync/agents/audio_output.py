@@ -1,0 +1,144 @@
+"""The AgentSession's audio output: TTS audio goes to the avatar provider, playback is reported
+from what the synchronizer has really played."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from livekit import rtc
+from livekit.agents.voice.io import AudioOutput, AudioOutputCapabilities
+
+from ..output.synchronizer import AVSynchronizer
+from ..providers.base import AvatarProvider
+from .playback import Turn
+
+__all__ = ["AvatarAudioOutput"]
+
+logger = logging.getLogger("livekit_avsync")
+
+_MATCH_SLACK = 0.05  # s: a turn whose output speech is this close to its input is complete
+
+
+class AvatarAudioOutput(AudioOutput):
+    """Forwards the agent's speech to the provider; reports playback at the true playout.
+
+    ``on_playback_started`` fires when the first audio of a turn actually plays out of the
+    AudioSource; ``on_playback_finished`` when it has all played, or at an interrupt with the
+    position the listener really heard, so the session truncates the transcript correctly.
+    Supports ``pause()``/``resume()``, so the session's false-interruption handling works.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: AvatarProvider,
+        synchronizer: AVSynchronizer,
+        on_interrupt: Callable[[], None],
+    ) -> None:
+        super().__init__(
+            label="livekit-avsync",
+            capabilities=AudioOutputCapabilities(pause=True),
+            next_in_chain=None,
+            sample_rate=None,
+        )
+        self._provider = provider
+        self._sync = synchronizer
+        self._on_interrupt = on_interrupt
+        self._turns: deque[Turn] = deque()  # oldest first: playing, then the one being captured
+        self._capturing: Turn | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- AudioOutput ---------------------------------------------------------------------------
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        if self._capturing is None:
+            self._capturing = Turn()
+            self._turns.append(self._capturing)
+        self._capturing.speech_in += frame.duration
+        await self._provider.push_audio(frame)
+
+    def flush(self) -> None:
+        super().flush()
+        turn, self._capturing = self._capturing, None
+        if turn is None:
+            return
+        turn.input_done = True
+        self._spawn(self._provider.end_turn())
+
+    def clear_buffer(self) -> None:
+        position = self._sync.audio_stream_position
+        unfinished = [t for t in self._turns if not t.finished]
+        self._turns.clear()
+        self._capturing = None
+        self._on_interrupt()
+        for i, turn in enumerate(unfinished):
+            turn.finished = True
+            heard = turn.position(position) if i == 0 else 0.0
+            self.on_playback_finished(playback_position=heard, interrupted=True)
+
+    def pause(self) -> None:
+        super().pause()
+        self._sync.pause()
+
+    def resume(self) -> None:
+        super().resume()
+        self._sync.resume()
+
+    # -- fed by the AvatarSession --------------------------------------------------------------
+
+    def on_provider_audio(self, before: float, after: float, speech: bool, flagged: bool) -> None:
+        """A provider audio frame took stream marks [before, after) in the synchronizer."""
+        if not speech:
+            return
+        for turn in self._turns:
+            if turn.finished:
+                continue
+            if turn.input_done and turn.out_start is not None and turn.out_end is not None:
+                out = turn.out_end - turn.out_start
+                if out >= turn.speech_in - _MATCH_SLACK:
+                    continue  # this turn's speech is all out: the frame belongs to the next one
+            turn.on_output(before, after, speech, flagged)
+            return
+
+    def poll(self) -> None:
+        """Fire playback events for what has really played (called every ~10 ms)."""
+        if not self._turns:
+            return
+        position = self._sync.audio_stream_position
+        admitted = self._sync.audio_admitted
+        while self._turns:
+            turn = self._turns[0]
+            if not turn.started and turn.has_started(position):
+                turn.started = True
+                late = max(0.0, position - (turn.out_start or position))
+                self.on_playback_started(created_at=time.time() - late)
+            if not turn.is_complete(position, admitted):
+                return
+            self._turns.popleft()
+            turn.finished = True
+            if not turn.started:
+                self.on_playback_started(created_at=time.time())
+            self.on_playback_finished(playback_position=turn.position(position), interrupted=False)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("avatar provider call failed", exc_info=task.exception())

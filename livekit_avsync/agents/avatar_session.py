@@ -1,0 +1,317 @@
+"""AvatarSession: attach an avatar provider to a livekit-agents AgentSession, lip-synced."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from livekit import rtc
+
+from ..media.convert import audio_to_rtc
+from ..output.synchronizer import AVSynchronizer
+from ..providers.base import AvatarProvider, OutputFrame
+from .audio_output import AvatarAudioOutput
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentSession
+
+__all__ = ["AvatarSession"]
+
+logger = logging.getLogger("livekit_avsync")
+
+_POLL_S = 0.01
+_SPEECH_RMS = 32768.0 * 10 ** (-45 / 20)  # loudness that counts as speech for untagged audio
+
+
+class AvatarSession:
+    """Runs an avatar provider for an AgentSession and publishes its lip-synced tracks.
+
+    Use it the way livekit-agents' avatar plugins are used::
+
+        avatar = AvatarSession(provider=LocalAvatar())
+        await avatar.start(session, room=ctx.room)
+        await session.start(agent=MyAgent(), room=ctx.room)
+
+    It publishes the avatar's audio (SOURCE_MICROPHONE) and video (SOURCE_CAMERA) in one
+    ``stream`` so receivers lip-sync them, replaces the session's audio output with one that
+    forwards TTS audio to the provider, and runs the provider's output through an
+    :class:`~livekit_avsync.AVSynchronizer`. Barge-in flushes the synchronizer and interrupts the
+    provider at once; frames the provider had in flight are dropped by generation or by the
+    synchronizer's stale-tail gate. Closing (``aclose()``, session close or room disconnect)
+    unpublishes the tracks, stops the provider and cancels every task.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: AvatarProvider | None = None,
+        video_width: int = 1280,
+        video_height: int = 720,
+        video_fps: float = 25.0,
+        audio_sample_rate: int = 24000,
+        audio_channels: int = 1,
+        stream_name: str = "avatar",
+        sync_options: dict[str, Any] | None = None,
+    ) -> None:
+        if video_width <= 0 or video_height <= 0:
+            raise ValueError(f"video size must be positive, got {video_width}x{video_height}")
+        if video_fps <= 0:
+            raise ValueError(f"video_fps must be positive, got {video_fps}")
+        if audio_channels not in (1, 2):
+            raise ValueError(f"audio_channels must be 1 or 2, got {audio_channels}")
+        if provider is None:
+            from ..providers.local import LocalAvatar
+
+            provider = LocalAvatar(
+                width=video_width, height=video_height, fps=video_fps, sample_rate=audio_sample_rate
+            )
+        self._provider = provider
+        self._width, self._height, self._fps = video_width, video_height, video_fps
+        self._sample_rate, self._channels = audio_sample_rate, audio_channels
+        self._stream_name = stream_name
+        self._sync_options = dict(sync_options or {})
+        self._room: rtc.Room | None = None
+        self._agent_session: AgentSession | None = None
+        self._audio_source: rtc.AudioSource | None = None
+        self._video_source: rtc.VideoSource | None = None
+        self._sync: AVSynchronizer | None = None
+        self._output: AvatarAudioOutput | None = None
+        self._publications: list[rtc.LocalTrackPublication] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._min_generation = 0
+        self._closing: asyncio.Task[None] | None = None
+        self._closed = False
+        self._listeners: list[tuple[Any, str, Callable[..., None]]] = []
+
+    # -- accessors -----------------------------------------------------------------------------
+
+    @property
+    def provider(self) -> AvatarProvider:
+        return self._provider
+
+    @property
+    def synchronizer(self) -> AVSynchronizer:
+        if self._sync is None:
+            raise RuntimeError("AvatarSession is not started")
+        return self._sync
+
+    @property
+    def audio_output(self) -> AvatarAudioOutput:
+        if self._output is None:
+            raise RuntimeError("AvatarSession is not started")
+        return self._output
+
+    @property
+    def audio_source(self) -> rtc.AudioSource:
+        if self._audio_source is None:
+            raise RuntimeError("AvatarSession is not started")
+        return self._audio_source
+
+    @property
+    def video_source(self) -> rtc.VideoSource:
+        if self._video_source is None:
+            raise RuntimeError("AvatarSession is not started")
+        return self._video_source
+
+    @property
+    def publications(self) -> list[rtc.LocalTrackPublication]:
+        return list(self._publications)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, agent_session: AgentSession, room: rtc.Room | None = None) -> None:
+        """Start the provider, publish the tracks and take over the session's audio output.
+
+        Call it before ``agent_session.start(...)``. ``room`` may be None to run without
+        publishing (the sources are still fed, e.g. for local tests and the offline demo).
+        """
+        if self._sync is not None:
+            raise RuntimeError("AvatarSession.start() was already called")
+        self._room, self._agent_session = room, agent_session
+        self._audio_source = rtc.AudioSource(self._sample_rate, self._channels, queue_size_ms=100)
+        self._video_source = rtc.VideoSource(self._width, self._height)
+        options: dict[str, Any] = {
+            "sync_mode": self._provider.sync_mode,
+            "av_offset": -self._provider.video_lag,
+        }
+        options.update(self._sync_options)
+        self._sync = AVSynchronizer(
+            audio_source=self._audio_source,
+            video_source=self._video_source,
+            video_fps=self._fps,
+            **options,
+        )
+        self._output = AvatarAudioOutput(
+            provider=self._provider, synchronizer=self._sync, on_interrupt=self._interrupt
+        )
+        self._on(self._provider, "disconnected", self._on_provider_disconnected)
+        await self._provider.start(room=room)
+        if room is not None:
+            await self._publish_tracks(room)
+            self._on(room, "disconnected", self._on_room_disconnected)
+        self._on(agent_session, "close", self._on_session_close)
+        agent_session.output.audio = self._output
+        self._tasks = [
+            asyncio.create_task(self._forward_audio(), name="avsync-forward-audio"),
+            asyncio.create_task(self._forward_video(), name="avsync-forward-video"),
+            asyncio.create_task(self._poll_playback(), name="avsync-playback"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_done)
+        self._register_shutdown()
+
+    async def aclose(self) -> None:
+        """Unpublish the tracks, stop the provider, cancel every task. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for emitter, event, handler in self._listeners:
+            with contextlib.suppress(Exception):
+                emitter.off(event, handler)
+        self._listeners.clear()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for task in self._tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._tasks.clear()
+        if self._output is not None:
+            await self._output.aclose()
+        await self._unpublish_tracks()
+        try:
+            await self._provider.aclose()
+        except Exception:
+            logger.exception("avatar provider failed to close")
+        if self._sync is not None:
+            await self._sync.aclose()
+        for source in (self._audio_source, self._video_source):
+            if source is not None:
+                await source.aclose()
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def _publish_tracks(self, room: rtc.Room) -> None:
+        assert self._audio_source is not None and self._video_source is not None
+        audio_track = rtc.LocalAudioTrack.create_audio_track("avatar_audio", self._audio_source)
+        video_track = rtc.LocalVideoTrack.create_video_track("avatar_video", self._video_source)
+        audio_opts = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_MICROPHONE, stream=self._stream_name
+        )
+        video_opts = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA, stream=self._stream_name
+        )
+        participant = room.local_participant
+        self._publications.append(await participant.publish_track(audio_track, audio_opts))
+        self._publications.append(await participant.publish_track(video_track, video_opts))
+
+    async def _unpublish_tracks(self) -> None:
+        room, pubs = self._room, self._publications
+        self._publications = []
+        if room is None:
+            return
+        for pub in pubs:
+            try:
+                await room.local_participant.unpublish_track(pub.sid)
+            except Exception:
+                logger.warning("could not unpublish avatar track %s", pub.sid, exc_info=True)
+
+    # -- media ---------------------------------------------------------------------------------
+
+    def _stale(self, item: OutputFrame) -> bool:
+        return item.generation is not None and item.generation < self._min_generation
+
+    def _epoch_for(self, item: OutputFrame) -> int | None:
+        """Tagged frames of the current generation are known fresh: let them through the gate."""
+        return self.synchronizer.epoch if item.generation is not None else None
+
+    async def _forward_audio(self) -> None:
+        sync, output = self.synchronizer, self.audio_output
+        async for item in self._provider.audio_frames():
+            if self._stale(item):
+                continue
+            frame = audio_to_rtc(item.frame)  # type: ignore[arg-type]
+            speech = item.speech if item.speech is not None else _is_loud(frame)
+            before = sync.audio_admitted
+            await sync.push(frame, item.timestamp, epoch=self._epoch_for(item))
+            output.on_provider_audio(before, sync.audio_admitted, speech, item.speech is not None)
+
+    async def _forward_video(self) -> None:
+        sync = self.synchronizer
+        async for item in self._provider.video_frames():
+            if self._stale(item):
+                continue
+            await sync.push(item.frame, item.timestamp, epoch=self._epoch_for(item))
+
+    async def _poll_playback(self) -> None:
+        output = self.audio_output
+        while True:
+            output.poll()
+            await asyncio.sleep(_POLL_S)
+
+    def _interrupt(self) -> None:
+        """Barge-in: flush the synchronizer now and interrupt the provider."""
+        self._min_generation = self._provider.generation + 1
+        sync = self.synchronizer
+        sync.clear_queue_nowait()
+        task = asyncio.create_task(self._provider.interrupt(), name="avsync-interrupt")
+        task.add_done_callback(_log_failure)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on(self, emitter: Any, event: str, handler: Callable[..., None]) -> None:
+        emitter.on(event, handler)
+        self._listeners.append((emitter, event, handler))
+
+    def _close_soon(self, why: str) -> None:
+        if self._closing is None and not self._closed:
+            logger.info("closing avatar session: %s", why)
+            self._closing = asyncio.create_task(self.aclose())
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closed:
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error("avatar task %s failed", task.get_name(), exc_info=exc)
+            self._close_soon(f"{task.get_name()} failed: {exc!r}")
+        elif task.get_name() != "avsync-playback":
+            self._close_soon("provider output ended")
+
+    def _on_room_disconnected(self, *args: Any) -> None:
+        self._close_soon("room disconnected")
+
+    def _on_session_close(self, *args: Any) -> None:
+        self._close_soon("agent session closed")
+
+    def _on_provider_disconnected(self, reason: str = "", *args: Any) -> None:
+        logger.warning("avatar provider disconnected: %s", reason)
+        self._close_soon(f"provider disconnected ({reason})")
+
+    def _register_shutdown(self) -> None:
+        try:
+            from livekit.agents import get_job_context
+
+            ctx = get_job_context(required=False)
+        except Exception:
+            ctx = None
+        if ctx is not None:
+            ctx.add_shutdown_callback(self.aclose)
+
+
+def _is_loud(frame: rtc.AudioFrame) -> bool:
+    data = np.frombuffer(frame.data, dtype=np.int16)
+    if data.size == 0:
+        return False
+    return float(np.sqrt(np.mean(np.square(data, dtype=np.float64)))) > _SPEECH_RMS
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("avatar provider interrupt failed", exc_info=task.exception())
