@@ -35,8 +35,9 @@ class LocalParticipantStandIn:
         self.unpublished: list[str] = []
 
     async def publish_track(
-        self, track: rtc.LocalTrack, options: rtc.TrackPublishOptions = rtc.TrackPublishOptions()
+        self, track: rtc.LocalTrack, options: rtc.TrackPublishOptions | None = None
     ) -> PublicationStandIn:
+        options = options if options is not None else rtc.TrackPublishOptions()
         if not isinstance(track, (rtc.LocalAudioTrack, rtc.LocalVideoTrack)):
             raise TypeError(f"cannot publish {type(track).__name__}")
         pub = PublicationStandIn(track, options)

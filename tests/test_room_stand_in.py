@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 
 from livekit import rtc
-
 from room_stand_in import LocalParticipantStandIn, PublicationStandIn, RoomStandIn
 
 
