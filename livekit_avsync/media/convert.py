@@ -101,6 +101,8 @@ def audio_to_rtc(frame: AudioLike) -> rtc.AudioFrame:
     if not isinstance(frame, av.AudioFrame):
         raise TypeError(f"expected rtc.AudioFrame or av.AudioFrame, got {type(frame).__name__}")
     channels = len(frame.layout.channels)
+    if frame.samples == 0:
+        raise ValueError("audio frame is empty (0 samples)")
     if frame.sample_rate <= 0 or channels <= 0:
         raise ValueError(
             f"audio frame has no sample rate or channels ({frame.sample_rate} Hz, {channels} ch)"

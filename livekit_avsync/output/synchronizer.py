@@ -7,8 +7,8 @@ import contextlib
 import logging
 import math
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import av
 import numpy as np
@@ -554,13 +554,13 @@ class AVSynchronizer:
         if self._tasks or self._closed:
             return
         self._tasks = [
-            asyncio.create_task(self._run_guarded(self._audio_loop()), name="avsync-audio"),
-            asyncio.create_task(self._run_guarded(self._video_loop()), name="avsync-video"),
+            asyncio.create_task(self._run_guarded(self._audio_loop), name="avsync-audio"),
+            asyncio.create_task(self._run_guarded(self._video_loop), name="avsync-video"),
         ]
 
-    async def _run_guarded(self, coro: Any) -> None:
+    async def _run_guarded(self, loop_fn: Callable[[], Awaitable[None]]) -> None:
         try:
-            await coro
+            await loop_fn()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -641,8 +641,8 @@ class AVSynchronizer:
         if self._video_seen:
             if now - self._last_video_push >= self._max_video_wait:
                 return 0.0  # video has stopped: do not hold audio hostage
-            if self._video_high + 0.5 * self._video.period >= head.start:
-                return 0.0
+            if self._video_high + 0.5 * self._video.period >= head.start + self._audio_lead:
+                return 0.0  # the video for this audio (and the lead after it) is already here
         return min(self._max_video_wait - waited, 0.005)
 
     async def _video_loop(self) -> None:

@@ -81,8 +81,8 @@ class Aligner:
 
     def reset(self) -> None:
         """Forget both timelines: the next frames start a new one (mode is decided again)."""
-        self._audio = _Stream(session_end=self._audio.session_end)
-        self._video = _Stream(session_end=self._video.session_end)
+        self._audio = _Stream(session_end=self._audio.session_end, arrival=self._audio.arrival)
+        self._video = _Stream(session_end=self._video.session_end, arrival=self._video.arrival)
         self._video_interval = self._nominal_interval
         self._pending_rebase = None
         self.mode = self.requested_mode
@@ -118,11 +118,15 @@ class Aligner:
             if s.session_end is None:
                 s.offset = self._video.offset  # first audio: on the same clock as the video
             else:
-                s.offset = self._rebase(raw_start, s, arrival, self._continuation(s, arrival))
+                s.offset = self._rebase(
+                    raw_start, s, arrival, self._continuation(s, arrival, duration)
+                )
         else:
             step = raw_start - s.raw_end
             if step < -_BACKWARD_JUMP or step > (arrival - s.arrival) + self.jump_threshold:
-                s.offset = self._rebase(raw_start, s, arrival, self._continuation(s, arrival))
+                s.offset = self._rebase(
+                    raw_start, s, arrival, self._continuation(s, arrival, duration)
+                )
             elif step < -0.005:
                 self.non_monotonic += 1
                 raw_start = s.raw_end  # overlapping audio: lay it after what came before
@@ -170,14 +174,19 @@ class Aligner:
 
     # -- discontinuities -----------------------------------------------------------------------
 
-    def _continuation(self, s: _Stream, arrival: float) -> float:
-        """Session time at which a stream that jumped should carry on."""
+    def _continuation(self, s: _Stream, arrival: float, duration: float = 0.0) -> float:
+        """Session time at which a stream that jumped should carry on.
+
+        A video frame follows the previous one by a frame interval; an audio frame of
+        ``duration`` follows the previous audio directly. Any extra time that passed between their
+        arrivals is kept as a gap.
+        """
         if s.session_end is None:
             other = self._audio if s is self._video else self._video
             return other.session_end if other.session_end is not None else 0.0
-        gap = max(0.0, arrival - s.arrival - (self._video_interval if s is self._video else 0.0))
-        step = self._video_interval if s is self._video else 0.0
-        return s.session_end + step + gap
+        step = self._video_interval if s is self._video else duration
+        gap = max(0.0, arrival - s.arrival - step)
+        return s.session_end + (step if s is self._video else 0.0) + gap
 
     def _rebase(self, raw: float, s: _Stream, arrival: float, continuation: float) -> float:
         """New offset for a stream that jumped; shared with the other stream if it jumps too."""

@@ -41,9 +41,10 @@ class StaleGate:
 
     def open(self, now: float) -> None:
         """The producer says a new turn is flowing (a frame tagged with the current epoch)."""
-        if self._closed_at is not None:
-            self._closed_at = None
-            self._opened_at = now - self.video_hold  # explicit: no video hold needed
+        # tagged frames are judged by their epoch: no quiet wait, no video hold, no media check
+        self._closed_at = None
+        self._opened_at = None
+        self._opened_media = None
 
     def _poll(self, now: float) -> None:
         if self._closed_at is None:

@@ -10,6 +10,7 @@ against a fixed grid.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class VideoScheduler:
     """Pure pacing logic; the synchronizer's output loop runs it on the real clock."""
 
     def __init__(self, fps: float) -> None:
-        if not fps or fps <= 0:
+        if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"video_fps must be positive, got {fps!r}")
         self.period = 1.0 / fps
         self._queue: deque[QueuedFrame] = deque()
@@ -73,6 +74,13 @@ class VideoScheduler:
     def reset_pacing(self) -> None:
         self._last_sent_at = None
 
+    def _mark_sent(self, now: float) -> None:
+        """Remember a send; one that came early keeps the grid, so the rate stays <= fps."""
+        last = self._last_sent_at
+        if last is not None and now < last + self.period:
+            now = last + self.period
+        self._last_sent_at = now
+
     def decide(self, now: float, due_of: Callable[[float], float]) -> Decision:
         """Next step at wall time ``now``; ``due_of(ts)`` is the wall time media ``ts`` plays."""
         period = self.period
@@ -87,14 +95,14 @@ class VideoScheduler:
                 chosen = q.popleft()
                 dropped += 1
             self.last = chosen
-            self._last_sent_at = now
+            self._mark_sent(now)
             return Decision("send", frame=chosen, dropped=dropped)
         next_due = due_of(q[0].ts) if q else None
         if self.last is None:
             return Decision("wait", wake_at=next_due if next_due is not None else now + period)
         grid = (last if last is not None else now) + period
         if now >= grid and (next_due is None or next_due > now + period / 2):
-            self._last_sent_at = now
+            self._mark_sent(now)
             return Decision("repeat", frame=self.last)
         wake = grid if now < grid else now + period / 2
         if next_due is not None:
