@@ -544,6 +544,8 @@ class AVSynchronizer:
         wall = self._playout.wall_time_of(ts)
         if wall is not None:
             return wall
+        if self._pending:
+            return math.inf  # audio is about to start and will define the clock: wait for it
         assert self._video_anchor is not None
         ts0, t0 = self._video_anchor
         return t0 + (ts - ts0)
@@ -687,7 +689,7 @@ class AVSynchronizer:
                 self._capture(decision.frame, now)
             else:
                 self._video_wake.clear()
-                await self._sleep_or_wake(self._video_wake, decision.wake_at - now)
+                await self._sleep_or_wake(self._video_wake, min(decision.wake_at - now, 0.1))
 
     def _capture(self, item: QueuedFrame, now: float) -> None:
         head = self._media_now(now)
