@@ -1,0 +1,513 @@
+"""LemonSlice avatar provider: a hosted avatar reached through a private LiveKit side room.
+
+Per session we open a side room on the agent's LiveKit server, join it as a relay participant
+that may only send data, and ask LemonSlice (REST) to send its avatar into that room with a
+token we mint. The agent's speech goes to the avatar as byte streams (livekit-agents data-stream
+avatar protocol, see :mod:`.datastream_speech`); the avatar's lip-synced audio and video tracks
+are read back with ``rtc.AudioStream``/``rtc.VideoStream`` and handed to the synchronizer. The
+agent's own room never sees the avatar: we republish its output there in sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from livekit import api, rtc
+
+from .base import (
+    AvatarProvider,
+    OutputFrame,
+    PlaybackFinished,
+    ProviderDisconnected,
+    ProviderError,
+    ProviderTimeout,
+    setting,
+)
+from .datastream_speech import (
+    RPC_PLAYBACK_FINISHED,
+    RPC_PLAYBACK_STARTED,
+    DataStreamSpeechSender,
+)
+from .lemonslice_api import DEFAULT_API_URL, LemonSliceAPI, LemonSliceSessionSpec
+
+__all__ = ["LemonSliceAvatar"]
+
+logger = logging.getLogger(__name__)
+
+SPEECH_SAMPLE_RATE = 16000
+"""Rate of the speech we send to LemonSlice (what the livekit-agents plugin sends)."""
+
+_KIND_NAMES = {rtc.TrackKind.KIND_AUDIO: "audio", rtc.TrackKind.KIND_VIDEO: "video"}
+_ROOM_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_STREAM_CLOSE_TIMEOUT = 2.0
+
+
+class LemonSliceAvatar(AvatarProvider):
+    """LemonSlice streaming avatar, driven over a private LiveKit side room.
+
+    Settings come from keyword arguments with environment fallbacks: ``LEMONSLICE_API_KEY``,
+    ``LEMONSLICE_AGENT_ID`` or ``LEMONSLICE_AGENT_IMAGE_URL`` (exactly one), ``LEMONSLICE_API_URL``
+    (sessions endpoint override), ``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``.
+    Output audio is delivered at ``output_sample_rate``/``output_channels``; video as I420.
+    ``room_factory`` builds the relay's room (tests pass a stand-in). ``join_timeout`` covers
+    LemonSlice's cold start (its docs say up to 2.5 min when no warm GPU is free).
+    """
+
+    label = "lemonslice"
+    sync_mode = "arrival"
+    video_lag = 0.0
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        agent_id: str | None = None,
+        agent_image_url: str | None = None,
+        api_url: str | None = None,
+        agent_prompt: str | None = None,
+        agent_idle_prompt: str | None = None,
+        idle_timeout: int | None = None,
+        extra_payload: dict[str, Any] | None = None,
+        livekit_url: str | None = None,
+        livekit_api_key: str | None = None,
+        livekit_api_secret: str | None = None,
+        output_sample_rate: int = 48000,
+        output_channels: int = 1,
+        avatar_identity: str = "lemonslice-avatar",
+        relay_identity: str = "avsync-relay",
+        connect_timeout: float = 10.0,
+        join_timeout: float = 180.0,
+        request_timeout: float = 15.0,
+        rpc_timeout: float = 2.0,
+        token_ttl: float = 600.0,
+        room_factory: Callable[[], rtc.Room] = rtc.Room,
+        http_session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        super().__init__()
+        key = setting(api_key, "LEMONSLICE_API_KEY", what="LemonSlice API key")
+        self._spec = LemonSliceSessionSpec(
+            **_agent_source(agent_id, agent_image_url),
+            agent_prompt=agent_prompt,
+            agent_idle_prompt=agent_idle_prompt,
+            idle_timeout=idle_timeout,
+            extra_payload=extra_payload,
+        )
+        self._livekit_url = setting(livekit_url, "LIVEKIT_URL", what="LiveKit server URL")
+        self._livekit_key = setting(livekit_api_key, "LIVEKIT_API_KEY", what="LiveKit API key")
+        self._livekit_secret = setting(
+            livekit_api_secret, "LIVEKIT_API_SECRET", what="LiveKit API secret"
+        )
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("join_timeout", join_timeout),
+            ("request_timeout", request_timeout),
+            ("rpc_timeout", rpc_timeout),
+            ("token_ttl", token_ttl),
+            ("output_sample_rate", output_sample_rate),
+            ("output_channels", output_channels),
+        ):
+            if value <= 0:
+                raise ProviderError(f"{name} must be positive, got {value}")
+        if avatar_identity == relay_identity or not avatar_identity or not relay_identity:
+            raise ProviderError("avatar_identity and relay_identity must be distinct and non-empty")
+        self._api = LemonSliceAPI(
+            key,  # type: ignore[arg-type]  # setting() returns str when required
+            api_url=setting(api_url, "LEMONSLICE_API_URL", what="", required=False)
+            or DEFAULT_API_URL,
+            request_timeout=request_timeout,
+            http_session=http_session,
+        )
+        self._output_rate = output_sample_rate
+        self._output_channels = output_channels
+        self._avatar_identity = avatar_identity
+        self._relay_identity = relay_identity
+        self._connect_timeout = connect_timeout
+        self._join_timeout = join_timeout
+        self._rpc_timeout = rpc_timeout
+        # the avatar may join only after LemonSlice's cold start: its token must outlive that
+        self._token_ttl = max(token_ttl, join_timeout + request_timeout + 60.0)
+        self._room_factory = room_factory
+
+        self._room: rtc.Room | None = None
+        self._side_room_name: str | None = None
+        self._session_id: str | None = None
+        self._speech: DataStreamSpeechSender | None = None
+        self._tracks: dict[int, rtc.Track] = {}
+        self._tracks_ready = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._lost_reason: str | None = None
+        self._audio_out: asyncio.Queue[OutputFrame | None] = asyncio.Queue()
+        self._video_out: asyncio.Queue[OutputFrame | None] = asyncio.Queue()
+        self._streams: list[rtc.AudioStream | rtc.VideoStream] = []
+        self._pumps: list[asyncio.Task[None]] = []
+        self._started = False
+        self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
+
+    @property
+    def side_room_name(self) -> str | None:
+        """Name of the private room shared with the avatar (None before :meth:`start`)."""
+        return self._side_room_name
+
+    @property
+    def session_id(self) -> str | None:
+        """LemonSlice's id for the running session (None before it started)."""
+        return self._session_id
+
+    @property
+    def avatar_identity(self) -> str:
+        """Participant identity the LemonSlice avatar joins the side room with."""
+        return self._avatar_identity
+
+    async def start(self, *, room: rtc.Room | None = None) -> None:
+        """Open the side room, start the LemonSlice session and wait for the avatar's tracks.
+
+        Raises :class:`ProviderTimeout` when connecting or the avatar's join takes too long,
+        :class:`ProviderError` for rejected requests; everything opened so far is released.
+        """
+        if self._started:
+            raise ProviderError("LemonSliceAvatar.start() may only be called once")
+        self._started = True
+        self._side_room_name = _side_room_name(room.name if room is not None else None)
+        relay_token, avatar_token = self._mint_tokens(self._side_room_name)
+        try:
+            side_room = self._room = self._room_factory()
+            side_room.on("track_subscribed", self._on_track_subscribed)
+            side_room.on("participant_disconnected", self._on_participant_disconnected)
+            side_room.on("disconnected", self._on_room_disconnected)
+            await self._connect(side_room, relay_token)
+            local = side_room.local_participant
+            local.register_rpc_method(RPC_PLAYBACK_STARTED, self._on_playback_started)
+            local.register_rpc_method(RPC_PLAYBACK_FINISHED, self._on_playback_finished)
+            self._speech = DataStreamSpeechSender(
+                local,
+                self._avatar_identity,
+                sample_rate=SPEECH_SAMPLE_RATE,
+                rpc_timeout=self._rpc_timeout,
+            )
+            self._session_id = await self._api.start_session(
+                self._spec, livekit_url=self._livekit_url, livekit_token=avatar_token
+            )
+            await self._wait_for_avatar()
+            self._start_output()
+        except BaseException:
+            await self.aclose()
+            raise
+        logger.info(
+            "LemonSlice avatar joined the side room",
+            extra={"side_room": self._side_room_name, "lemonslice_session_id": self._session_id},
+        )
+        self.emit("ready")
+
+    async def push_audio(self, frame: rtc.AudioFrame) -> None:
+        """Send one frame of the current turn's speech (any rate and channel count)."""
+        speech = self._usable_speech()
+        try:
+            await speech.push(frame)
+        except ProviderError:
+            self._raise_if_lost()
+            raise
+
+    async def end_turn(self) -> None:
+        """Close the turn's byte stream: the avatar speaks what it has and reports finished."""
+        speech = self._usable_speech()
+        try:
+            await speech.end_turn()
+        except ProviderError:
+            self._raise_if_lost()
+            raise
+
+    async def interrupt(self) -> None:
+        """Drop the current turn here and in the avatar (``lk.clear_buffer``); bump generation."""
+        self._bump_generation()
+        if self._speech is None or self._closing or self._lost_reason is not None:
+            return
+        await self._speech.clear()
+
+    def audio_frames(self) -> AsyncIterator[OutputFrame]:
+        """The avatar's audio at the output rate, until the avatar or the side room goes away."""
+        return _drain(self._audio_out)
+
+    def video_frames(self) -> AsyncIterator[OutputFrame]:
+        """The avatar's I420 video frames, until the avatar or the side room goes away."""
+        return _drain(self._video_out)
+
+    async def aclose(self) -> None:
+        """Terminate the LemonSlice session, leave the side room, stop all tasks. Idempotent."""
+        if self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._teardown())
+        await asyncio.shield(self._close_task)
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _mint_tokens(self, room_name: str) -> tuple[str, str]:
+        """Room-scoped tokens: the relay may only send data; the avatar publishes its media.
+
+        The avatar keeps ``can_subscribe``: LiveKit delivers data packets over the subscriber
+        connection, and nothing else is there to subscribe to (the relay cannot publish).
+        """
+        relay = api.VideoGrants(
+            room_join=True,
+            room=room_name,
+            can_publish=False,
+            can_publish_data=True,
+            can_subscribe=True,
+            can_update_own_metadata=False,
+        )
+        avatar = api.VideoGrants(
+            room_join=True,
+            room=room_name,
+            can_publish=True,
+            can_publish_data=True,
+            can_subscribe=True,
+            can_update_own_metadata=False,
+        )
+        return (
+            self._token(self._relay_identity, relay),
+            self._token(
+                self._avatar_identity,
+                avatar,
+                # as the livekit-agents plugin marks it: publishing for the agent (our relay)
+                attributes={"lk.publish_on_behalf": self._relay_identity},
+            ),
+        )
+
+    def _token(
+        self, identity: str, grants: api.VideoGrants, attributes: dict[str, str] | None = None
+    ) -> str:
+        token = (
+            api.AccessToken(self._livekit_key, self._livekit_secret)
+            .with_identity(identity)
+            .with_name(identity)
+            .with_kind("agent")
+            .with_grants(grants)
+            .with_ttl(timedelta(seconds=self._token_ttl))
+        )
+        if attributes:
+            token = token.with_attributes(attributes)
+        return token.to_jwt()
+
+    async def _connect(self, side_room: rtc.Room, token: str) -> None:
+        try:
+            await asyncio.wait_for(
+                side_room.connect(self._livekit_url, token, rtc.RoomOptions(auto_subscribe=True)),
+                self._connect_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise ProviderTimeout(
+                f"connecting to the LiveKit side room took more than {self._connect_timeout:g} s"
+            ) from None
+        except rtc.ConnectError as exc:
+            raise ProviderError(f"cannot join the LiveKit side room: {exc.message}") from None
+
+    async def _wait_for_avatar(self) -> None:
+        """Until the avatar's audio and video tracks are subscribed, or timeout / loss."""
+        assert self._room is not None
+        for participant in self._room.remote_participants.values():
+            if participant.identity == self._avatar_identity:
+                for publication in participant.track_publications.values():
+                    if publication.track is not None:
+                        self._on_track_subscribed(publication.track, publication, participant)
+        ready = asyncio.ensure_future(self._tracks_ready.wait())
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {ready, lost}, timeout=self._join_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ready.cancel()
+            lost.cancel()
+        if self._lost_reason is not None:
+            raise ProviderDisconnected(self._lost_reason)
+        if not done:
+            missing = " and ".join(
+                name for kind, name in _KIND_NAMES.items() if kind not in self._tracks
+            )
+            raise ProviderTimeout(
+                f"the LemonSlice avatar did not publish {missing} in the side room "
+                f"within {self._join_timeout:g} s"
+            )
+
+    def _start_output(self) -> None:
+        audio = rtc.AudioStream(
+            self._tracks[rtc.TrackKind.KIND_AUDIO],
+            sample_rate=self._output_rate,
+            num_channels=self._output_channels,
+        )
+        video = rtc.VideoStream(
+            self._tracks[rtc.TrackKind.KIND_VIDEO], format=rtc.VideoBufferType.I420
+        )
+        self._streams = [audio, video]
+        self._pumps = [
+            asyncio.create_task(
+                self._pump(audio, self._audio_out, "audio"), name="lemonslice-audio"
+            ),
+            asyncio.create_task(
+                self._pump(video, self._video_out, "video"), name="lemonslice-video"
+            ),
+        ]
+
+    # -- runtime -------------------------------------------------------------------------------
+
+    async def _pump(
+        self,
+        stream: rtc.AudioStream | rtc.VideoStream,
+        queue: asyncio.Queue[OutputFrame | None],
+        kind: str,
+    ) -> None:
+        """Move one remote track's frames into its output queue; losing it ends the session."""
+        try:
+            async for event in stream:
+                queue.put_nowait(OutputFrame(event.frame))
+        except Exception as exc:
+            logger.exception("reading the avatar's %s track failed", kind)
+            self._lose(f"reading the avatar's {kind} track failed: {exc}")
+            return
+        self._lose(f"the avatar's {kind} track ended")
+
+    def _usable_speech(self) -> DataStreamSpeechSender:
+        self._raise_if_lost()
+        if self._closing:
+            raise ProviderDisconnected("the LemonSlice provider is closed")
+        if self._speech is None or self._close_task is not None:
+            raise ProviderError("call start() before sending speech")
+        return self._speech
+
+    def _raise_if_lost(self) -> None:
+        if self._lost_reason is not None:
+            raise ProviderDisconnected(self._lost_reason)
+
+    def _lose(self, reason: str) -> None:
+        """The session is over: end the iterators, refuse further speech, tell listeners once."""
+        if self._lost_reason is not None or self._closing:
+            return
+        self._lost_reason = reason
+        logger.warning("LemonSlice session lost: %s", reason)
+        self._lost.set()
+        self._audio_out.put_nowait(None)
+        self._video_out.put_nowait(None)
+        self.emit("disconnected", reason)
+
+    def _on_track_subscribed(
+        self, track: rtc.Track, publication: rtc.TrackPublication, participant: rtc.Participant
+    ) -> None:
+        if participant.identity != self._avatar_identity or track.kind not in _KIND_NAMES:
+            return
+        if self._streams:
+            logger.warning("ignoring a new %s track from the avatar", _KIND_NAMES[track.kind])
+            return
+        self._tracks[track.kind] = track
+        if len(self._tracks) == len(_KIND_NAMES):
+            self._tracks_ready.set()
+
+    def _on_participant_disconnected(self, participant: rtc.Participant) -> None:
+        if participant.identity == self._avatar_identity:
+            self._lose("the LemonSlice avatar left the side room")
+
+    def _on_room_disconnected(self, reason: int) -> None:
+        try:
+            name = rtc.DisconnectReason.Name(reason)  # type: ignore[arg-type]
+        except ValueError:
+            name = str(reason)
+        self._lose(f"the LiveKit side room disconnected ({name})")
+
+    def _from_avatar(self, data: rtc.RpcInvocationData) -> bool:
+        if data.caller_identity == self._avatar_identity:
+            return True
+        logger.warning(
+            "rejected %s from %r: only the avatar may call it", data.method, data.caller_identity
+        )
+        return False
+
+    def _on_playback_started(self, data: rtc.RpcInvocationData) -> str:
+        if not self._from_avatar(data):
+            return "reject"
+        self.emit("playback_started")
+        return "ok"
+
+    def _on_playback_finished(self, data: rtc.RpcInvocationData) -> str:
+        if not self._from_avatar(data):
+            return "reject"
+        try:
+            payload = json.loads(data.payload)
+            event = PlaybackFinished(
+                playback_position=float(payload["playback_position"]),
+                interrupted=bool(payload["interrupted"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("malformed %s payload from the avatar: %s", RPC_PLAYBACK_FINISHED, exc)
+            return "reject"
+        self.emit("playback_finished", event)
+        return "ok"
+
+    # -- teardown ------------------------------------------------------------------------------
+
+    async def _teardown(self) -> None:
+        self._closing = True
+        self._audio_out.put_nowait(None)
+        self._video_out.put_nowait(None)
+        for pump in self._pumps:
+            pump.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+        if self._speech is not None:
+            await self._speech.aclose()
+        if self._session_id is not None:
+            try:
+                await self._api.terminate_session(self._session_id)
+            except ProviderError as exc:
+                logger.warning("could not terminate the LemonSlice session: %s", exc)
+        if self._room is not None:
+            try:
+                await asyncio.wait_for(self._room.disconnect(), self._connect_timeout)
+            except Exception as exc:
+                logger.warning("leaving the LiveKit side room failed: %s", exc)
+        for stream in self._streams:
+            try:
+                await asyncio.wait_for(stream.aclose(), _STREAM_CLOSE_TIMEOUT)
+            except Exception as exc:
+                logger.debug("closing a media stream failed: %s", exc)
+        await self._api.aclose()
+
+
+def _agent_source(agent_id: str | None, agent_image_url: str | None) -> dict[str, str | None]:
+    """Exactly one avatar source, from arguments first, then from the environment."""
+    if agent_id and agent_image_url:
+        raise ProviderError("pass only one of agent_id or agent_image_url")
+    if agent_id or agent_image_url:
+        return {"agent_id": agent_id, "agent_image_url": agent_image_url}
+    env_id = setting(None, "LEMONSLICE_AGENT_ID", what="", required=False)
+    env_url = setting(None, "LEMONSLICE_AGENT_IMAGE_URL", what="", required=False)
+    if env_id and env_url:
+        raise ProviderError(
+            "both LEMONSLICE_AGENT_ID and LEMONSLICE_AGENT_IMAGE_URL are set: set only one"
+        )
+    if not env_id and not env_url:
+        raise ProviderError(
+            "a LemonSlice agent is required: pass agent_id or agent_image_url, "
+            "or set LEMONSLICE_AGENT_ID or LEMONSLICE_AGENT_IMAGE_URL"
+        )
+    return {"agent_id": env_id, "agent_image_url": env_url}
+
+
+def _side_room_name(agent_room: str | None) -> str:
+    """A unique, unguessable room name that still tells which agent room it serves."""
+    base = _ROOM_NAME_UNSAFE.sub("-", agent_room or "").strip("-")[:64] or "agent"
+    return f"{base}-lemonslice-{secrets.token_hex(6)}"
+
+
+async def _drain(queue: asyncio.Queue[OutputFrame | None]) -> AsyncIterator[OutputFrame]:
+    """Yield frames until the end marker; leave the marker for any later reader."""
+    while True:
+        item = await queue.get()
+        if item is None:
+            queue.put_nowait(None)
+            return
+        yield item

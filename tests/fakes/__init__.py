@@ -1,0 +1,1 @@
+"""Thin stand-ins for external services and SDK surfaces, used by the tests."""
