@@ -1,7 +1,28 @@
 """livekit-avsync: lip-synced avatar audio and video for LiveKit agents."""
 
+from .agents import AvatarAudioOutput, AvatarSession
 from .output import AVSynchronizer
+from .providers import (
+    AvatarProvider,
+    LocalAvatar,
+    OutputFrame,
+    ProviderError,
+    ProviderRecorder,
+    RecordedProvider,
+)
 from .sync import SyncMode, SyncStats
 
-__all__ = ["AVSynchronizer", "SyncMode", "SyncStats"]
+__all__ = [
+    "AVSynchronizer",
+    "AvatarAudioOutput",
+    "AvatarProvider",
+    "AvatarSession",
+    "LocalAvatar",
+    "OutputFrame",
+    "ProviderError",
+    "ProviderRecorder",
+    "RecordedProvider",
+    "SyncMode",
+    "SyncStats",
+]
 __version__ = "0.1.0"
