@@ -21,7 +21,7 @@ __all__ = ["AvatarAudioOutput"]
 
 logger = logging.getLogger("livekit_avsync")
 
-_MATCH_SLACK = 0.05  # s: a turn whose output speech is this close to its input is complete
+_MATCH_SLACK = 0.005  # s: a turn whose output speech is this close to its input is complete
 
 
 class AvatarAudioOutput(AudioOutput):

@@ -405,6 +405,7 @@ class LocalAvatar(AvatarProvider):
         if self._error is not None:
             raise self._error
         finished = self._speech.clear()
+        self._mouth = 0.0  # an interrupted face stops talking at once, it does not ease shut
         if finished is not None:
             self._emit("playback_finished", finished)
         self._wake()
