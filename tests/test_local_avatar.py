@@ -228,7 +228,7 @@ async def test_speech_is_resampled_played_after_latency_and_moves_the_mouth() ->
 
     first_arrival, first = speech[0]
     first_start = first.timestamp - first.frame.duration  # type: ignore[operator,union-attr]
-    assert media_at_push + 0.1 <= first_start + 1e-6 <= media_at_push + 0.1 + 0.04 + 0.015
+    assert media_at_push + 0.1 <= first_start + 0.002 <= media_at_push + 0.1 + 0.04 + 0.015
     assert pushed_at + 0.1 <= first_arrival + 0.002 <= pushed_at + 0.1 + 0.04 + 0.03
     # speech frames are contiguous in media time and flagged; everything else is silence
     starts = [f.timestamp - f.frame.duration for _, f in speech]  # type: ignore[operator,union-attr]

@@ -108,7 +108,7 @@ def test_measure_a_media_file_without_markers(
         (["measure", "--width", "wide"], "invalid int value: 'wide'"),
         (["measure", "--nope"], "unrecognized arguments: --nope"),
         (["demo"], "invalid choice: 'demo'"),
-        ([], "choose a command (measure)"),
+        ([], "choose a command ("),
     ],
 )
 def test_bad_input_gives_one_line_and_a_non_zero_exit(

@@ -8,8 +8,9 @@ fresh ``rtc.AudioSource`` / ``rtc.VideoSource``, reads them back with :class:`Lo
 returns a :class:`ScenarioResult`: A/V offset statistics, frame accounting and, for ``interrupt``,
 how much of the interrupted turn still came out after ``clear_queue()``.
 
-Video marker turn ids tell speech from idle: ``IDLE_TURN`` (0) marks frames of a quiet avatar, each
-speaking turn has its own id (1..15), so "speaking video after the interrupt" is read off the frames.
+Video marker turn ids tell speech from idle: ``IDLE_TURN`` (0) marks frames of a quiet avatar,
+each speaking turn has its own id (1..15), so "speaking video after an interrupt" is read off the
+frames.
 """
 
 from __future__ import annotations
@@ -531,7 +532,9 @@ def measure_interrupt(
     arrivals = [v for v in capture.video_after(t) if v.time < mark.next_turn_at]
     old = [v for v in arrivals if v.turn == mark.old_turn]
     last_old = old[-1].time if old else t
-    replaced = next((v.time for v in arrivals if v.time >= last_old and v.turn != mark.old_turn), None)
+    replaced = next(
+        (v.time for v in arrivals if v.time >= last_old and v.turn != mark.old_turn), None
+    )
     later = [v for v in arrivals if v.time > t + grace_v]
     return InterruptMeasurement(
         cleared_at=t,
