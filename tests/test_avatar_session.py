@@ -205,3 +205,30 @@ async def test_close_unpublishes_and_leaves_no_task() -> None:
     await asyncio.sleep(0.05)
     leaked = [t for t in asyncio.all_tasks() - before if not t.done()]
     assert not leaked, [t.get_name() for t in leaked]
+
+
+class DeafAvatar(LocalAvatar):
+    """A provider that silently drops the speech it is given (a broken remote)."""
+
+    async def push_audio(self, frame: rtc.AudioFrame) -> None:
+        return None
+
+
+async def test_a_turn_the_provider_drops_still_finishes() -> None:
+    session = AgentSession()
+    avatar = AvatarSession(
+        provider=DeafAvatar(width=W, height=H, fps=FPS, sample_rate=SR),
+        video_width=W,
+        video_height=H,
+        video_fps=FPS,
+        audio_sample_rate=SR,
+    )
+    await avatar.start(session, None)
+    await session.start(Agent(instructions="test"))
+    finished: list[PlaybackFinishedEvent] = []
+    avatar.audio_output.on("playback_finished", finished.append)
+    handle = session.say("lost", audio=as_stream(tone_frames(0.2)))
+    await asyncio.wait_for(handle.wait_for_playout(), 8)
+    assert len(finished) == 1 and finished[0].playback_position == 0.0
+    await session.aclose()
+    await avatar.aclose()

@@ -22,6 +22,8 @@ __all__ = ["AvatarAudioOutput"]
 logger = logging.getLogger("livekit_avsync")
 
 _MATCH_SLACK = 0.005  # s: a turn whose output speech is this close to its input is complete
+_STALL_S = 1.0  # s without any new provider audio after a turn's input ended: the output is over
+_SILENT_TURN_S = 3.0  # s past its own length with no speech out: the provider dropped the turn
 
 
 class AvatarAudioOutput(AudioOutput):
@@ -52,6 +54,8 @@ class AvatarAudioOutput(AudioOutput):
         self._turns: deque[Turn] = deque()  # oldest first: playing, then the one being captured
         self._capturing: Turn | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._admitted_seen = 0.0
+        self._admitted_changed = time.monotonic()
 
     # -- AudioOutput ---------------------------------------------------------------------------
 
@@ -69,6 +73,7 @@ class AvatarAudioOutput(AudioOutput):
         if turn is None:
             return
         turn.input_done = True
+        turn.done_at = time.monotonic()
         self._spawn(self._provider.end_turn())
 
     def clear_buffer(self) -> None:
@@ -110,21 +115,33 @@ class AvatarAudioOutput(AudioOutput):
         """Fire playback events for what has really played (called every ~10 ms)."""
         if not self._turns:
             return
+        now = time.monotonic()
         position = self._sync.audio_stream_position
         admitted = self._sync.audio_admitted
+        if admitted != self._admitted_seen:
+            self._admitted_seen, self._admitted_changed = admitted, now
+        stalled = now - self._admitted_changed > _STALL_S
         while self._turns:
             turn = self._turns[0]
             if not turn.started and turn.has_started(position):
                 turn.started = True
                 late = max(0.0, position - (turn.out_start or position))
                 self.on_playback_started(created_at=time.time() - late)
-            if not turn.is_complete(position, admitted):
+            if not (turn.is_complete(position, admitted) or self._gave_up(turn, position, stalled)):
                 return
             self._turns.popleft()
             turn.finished = True
             if not turn.started:
                 self.on_playback_started(created_at=time.time())
             self.on_playback_finished(playback_position=turn.position(position), interrupted=False)
+
+    def _gave_up(self, turn: Turn, position: float, stalled: bool) -> bool:
+        """The provider's output stopped short: finish the turn rather than hang the session."""
+        if not turn.input_done or turn.done_at is None:
+            return False
+        if turn.out_start is None:
+            return time.monotonic() - turn.done_at > turn.speech_in + _SILENT_TURN_S
+        return stalled and position >= (turn.out_end or 0.0)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

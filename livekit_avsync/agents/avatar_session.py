@@ -56,6 +56,7 @@ class AvatarSession:
         audio_channels: int = 1,
         stream_name: str = "avatar",
         sync_options: dict[str, Any] | None = None,
+        connect_timeout: float = 30.0,
     ) -> None:
         if video_width <= 0 or video_height <= 0:
             raise ValueError(f"video size must be positive, got {video_width}x{video_height}")
@@ -74,6 +75,7 @@ class AvatarSession:
         self._sample_rate, self._channels = audio_sample_rate, audio_channels
         self._stream_name = stream_name
         self._sync_options = dict(sync_options or {})
+        self._connect_timeout = connect_timeout
         self._room: rtc.Room | None = None
         self._agent_session: AgentSession | None = None
         self._audio_source: rtc.AudioSource | None = None
@@ -199,6 +201,8 @@ class AvatarSession:
 
     async def _publish_tracks(self, room: rtc.Room) -> None:
         assert self._audio_source is not None and self._video_source is not None
+        if not room.isconnected():
+            await _wait_connected(room, timeout=self._connect_timeout)
         audio_track = rtc.LocalAudioTrack.create_audio_track("avatar_audio", self._audio_source)
         video_track = rtc.LocalVideoTrack.create_video_track("avatar_video", self._video_source)
         audio_opts = rtc.TrackPublishOptions(
@@ -303,6 +307,26 @@ class AvatarSession:
             ctx = None
         if ctx is not None:
             ctx.add_shutdown_callback(self.aclose)
+
+
+async def _wait_connected(room: rtc.Room, *, timeout: float) -> None:
+    """Wait for the room to connect before publishing into it."""
+    connected = asyncio.Event()
+
+    def on_state(*_: Any) -> None:
+        if room.isconnected():
+            connected.set()
+
+    room.on("connection_state_changed", on_state)
+    try:
+        if not room.isconnected():
+            await asyncio.wait_for(connected.wait(), timeout)
+    except asyncio.TimeoutError:
+        raise RuntimeError(
+            f"the room did not connect within {timeout:g} s: cannot publish the avatar tracks"
+        ) from None
+    finally:
+        room.off("connection_state_changed", on_state)
 
 
 def _is_loud(frame: rtc.AudioFrame) -> bool:

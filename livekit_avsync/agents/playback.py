@@ -22,6 +22,7 @@ class Turn:
 
     speech_in: float = 0.0  # seconds of TTS audio sent to the provider
     input_done: bool = False
+    done_at: float | None = None  # monotonic time the input ended (flush)
     out_start: float | None = None  # stream mark where the turn's speech starts in the output
     out_end: float | None = None  # stream mark where the last speech seen so far ends
     flagged: bool = False  # the provider marks speech frames itself
