@@ -107,7 +107,7 @@ def test_measure_a_media_file_without_markers(
         (["measure", "--generate", "{tmp}/nodir/g.mp4"], "no such directory"),
         (["measure", "--width", "wide"], "invalid int value: 'wide'"),
         (["measure", "--nope"], "unrecognized arguments: --nope"),
-        (["demo"], "invalid choice: 'demo'"),
+        (["demo", "--fps", "0"], "fps must be"),
         ([], "choose a command ("),
     ],
 )

@@ -277,8 +277,8 @@ async def test_background_failure_surfaces_on_next_call(sources, monkeypatch) ->
 
     monkeypatch.setattr(video, "capture_frame", broken)
     s = AVSynchronizer(audio_source=audio, video_source=video, video_fps=30)
-    await s.push(gray(), 0.0)  # video only: sent at once by the video loop, which fails
-    await asyncio.sleep(0.05)
+    await s.push(gray(), 0.0)  # video only: sent once audio had its chance to start (0.4 s)
+    await asyncio.sleep(0.5)
     with pytest.raises(RuntimeError, match="camera exploded"):
         await s.push(gray(), 1 / 30)
     with pytest.raises(RuntimeError, match="camera exploded"):

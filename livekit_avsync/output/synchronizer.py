@@ -27,7 +27,7 @@ __all__ = ["AVSynchronizer"]
 logger = logging.getLogger("livekit_avsync")
 
 _CHUNK_S = 0.01  # audio is handed to the source in 10 ms chunks: a clear stops it within a tick
-_REST_AFTER_QUIET = 0.2  # s of quiet audio after which the frame on screen counts as "at rest"
+_REST_AFTER_QUIET = 0.5  # s of quiet audio after which the frame on screen counts as "at rest"
 
 
 @dataclass(slots=True)
@@ -547,6 +547,11 @@ class AVSynchronizer:
         if self._pending:
             return math.inf  # audio is about to start and will define the clock: wait for it
         assert self._video_anchor is not None
+        if (
+            self._playout.never_handed
+            and self._clock.now() - self._video_anchor[1] < self._max_video_wait
+        ):
+            return math.inf  # give the audio a moment to arrive and define the clock first
         ts0, t0 = self._video_anchor
         return t0 + (ts - ts0)
 

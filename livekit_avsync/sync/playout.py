@@ -83,6 +83,11 @@ class AudioPlayout:
             self._segments.popleft()
         return seg
 
+    @property
+    def never_handed(self) -> bool:
+        """No audio has been handed over yet: the clock is still undefined."""
+        return self._handed == 0.0 and not self._segments
+
     def queued(self, now: float) -> float:
         """Seconds handed over that have not played yet."""
         return max(0.0, self._play_end - now)
