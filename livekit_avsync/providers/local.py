@@ -10,6 +10,10 @@ enters the output ``latency`` seconds after it was pushed; the face's mouth foll
 Knobs let it stand in for a remote provider in tests and the benchmark: separate audio/video
 delivery delays, per-frame jitter, a drifting media clock, no timestamps at all, and bursts of
 speech delivered faster than real time. See :class:`LocalAvatar`.
+
+With ``markers=MarkerSpec(...)`` the output also carries the measurement markers of
+:mod:`livekit_avsync.measure` (frame numbers in the picture, tone bursts in the sound, on the
+avatar's own media clock), so the lip-sync of the real face can be measured end to end.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from typing import Any, Literal
 import numpy as np
 from livekit import rtc
 
+from ..measure.bursts import marker_audio_samples
+from ..measure.markers import MAX_FRAME_NUMBER, stamp_marker
+from ..measure.spec import MarkerSpec
+from ..media.convert import i420_frame
 from .base import AvatarProvider, OutputFrame, PlaybackFinished, ProviderError
 from .face import FaceRenderer
 
@@ -220,6 +228,14 @@ class LocalAvatar(AvatarProvider):
       Idle frames are always produced in real time, so output pauses until the clock catches up.
     - ``tag_generations``: False leaves :attr:`OutputFrame.generation` None.
 
+    ``markers`` (a :class:`~livekit_avsync.measure.MarkerSpec` with ``fps`` equal to ``fps``)
+    stamps each video frame's number on the media clock into the top quarter of its picture and
+    mixes the marker tone bursts into the audio at their media times, so the output can be
+    measured with :class:`~livekit_avsync.measure.LoopbackCapture` or ``measure_file``. Frame
+    numbers wrap after about 65,000 frames at a multiple of ``burst_every * modulus``, which keeps
+    every marker's audio code. The mouth still follows the speech alone. Speech peaks should stay
+    under a fifth of ``markers.burst_level``, or bursts under loud speech are not detected.
+
     Delivery queues hold ``max_queue_s`` seconds per stream; when a consumer stops reading, the
     oldest frames are dropped (counted in :attr:`dropped_frames`), never the producer blocked:
     a real-time provider cannot be paused. ``renderer`` replaces the face (a
@@ -249,6 +265,7 @@ class LocalAvatar(AvatarProvider):
         tag_generations: bool = True,
         max_queue_s: float = 5.0,
         renderer: FaceRenderer | None = None,
+        markers: MarkerSpec | None = None,
     ) -> None:
         super().__init__()
         if not (_finite(fps) and 0 < fps <= 240):
@@ -277,7 +294,11 @@ class LocalAvatar(AvatarProvider):
                 f"renderer draws {renderer.width}x{renderer.height} but the avatar is "
                 f"{width}x{height}"
             )
+        if markers is not None:
+            _check_markers(markers, fps, sample_rate, renderer)
         self._renderer = renderer
+        self._markers = markers
+        self._marker_wrap = 0 if markers is None else _marker_wrap(markers)
         self._fps = float(fps)
         self._rate = sample_rate
         self._channels = num_channels
@@ -475,8 +496,10 @@ class LocalAvatar(AvatarProvider):
         self._mouth = _smoothed(self._mouth, _loudness(pcm))
         media_t = n / self._fps
         blink = media_t % _BLINK_EVERY >= _BLINK_EVERY - _BLINK_FOR
-        frame = self._renderer.render(self._mouth, blink)
+        frame = self._picture(n, blink)
         stamp = media_t if self._timestamps else None
+        if self._markers is not None:
+            pcm = _mixed(pcm, self._marker_audio(s0, count))
         video = OutputFrame(frame, stamp, generation)
         self._schedule("video", video, self._wall_time(media_t - lead), now)
         parts = self._audio_parts
@@ -492,6 +515,26 @@ class LocalAvatar(AvatarProvider):
                 self._emit(event)
             else:
                 self._emit(event, arg)
+
+    def _picture(self, n: int, blink: bool) -> rtc.VideoFrame:
+        """The face for frame ``n``; with markers, a copy of its planes stamped with ``n``."""
+        if self._markers is None:
+            return self._renderer.render(self._mouth, blink)
+        y, u, v = self._renderer.planes(self._mouth, blink)
+        y = y.copy()  # the renderer's planes are cached: never draw on them
+        stamp_marker(y, n % self._marker_wrap)
+        return i420_frame(y, u, v)
+
+    def _marker_audio(self, start: int, count: int) -> np.ndarray:
+        """Marker audio for output samples ``[start, start + count)`` of the media clock."""
+        assert self._markers is not None
+        return marker_audio_samples(
+            start,
+            count,
+            sample_rate=self._rate,
+            num_channels=self._channels,
+            spec=self._markers,
+        )
 
     def _schedule(self, kind: Kind, item: OutputFrame, due: float, now: float) -> None:
         """Deliver ``item`` at its due time plus the stream's delay and jitter, in order."""
@@ -591,6 +634,30 @@ def _smoothed(level: float, target: float) -> float:
     """Opens quickly, closes a little slower; snaps shut once nearly closed and silent."""
     level += (target - level) * (_ATTACK if target > level else _RELEASE)
     return 0.0 if target == 0.0 and level < 0.03 else level
+
+
+def _check_markers(markers: MarkerSpec, fps: float, rate: int, renderer: FaceRenderer) -> None:
+    """Raise ValueError unless ``markers`` can be carried by this avatar's output."""
+    if not isinstance(markers, MarkerSpec):
+        raise ValueError(f"markers must be a MarkerSpec, got {type(markers).__name__}")
+    if not math.isclose(markers.fps, fps, rel_tol=1e-9):
+        raise ValueError(f"markers.fps={markers.fps} must equal the avatar's fps={fps}")
+    if _marker_wrap(markers) == 0:
+        raise ValueError("markers.burst_every is too large for the 16-bit frame numbers")
+    marker_audio_samples(0, 1, sample_rate=rate, spec=markers)  # raises if the rate is too low
+    stamp_marker(np.zeros((renderer.height, renderer.width), np.uint8), 0)  # ... or frames tiny
+
+
+def _marker_wrap(markers: MarkerSpec) -> int:
+    """Frame numbers wrap at the largest multiple of one code cycle that fits the marker."""
+    cycle = markers.burst_every * markers.modulus
+    return (MAX_FRAME_NUMBER + 1) // cycle * cycle
+
+
+def _mixed(speech: np.ndarray, markers: np.ndarray) -> np.ndarray:
+    """Speech plus marker audio (both int16 of one shape), clipped to the int16 range."""
+    total = speech.astype(np.int32) + markers
+    return np.clip(total, -32768, 32767).astype(np.int16)
 
 
 def _finite(value: object) -> bool:
