@@ -105,7 +105,8 @@ class Aligner:
         """Session (start, end) of an audio frame whose *end* is ``timestamp``, and its offset."""
         s = self._audio
         if self._resolve(timestamp) == "arrival":
-            begin = s.dejittered(None if timestamp is None else timestamp - duration, arrival)
+            # an audio frame can only leave once complete: judge its transit from its end time
+            begin = s.dejittered(timestamp, arrival) - (duration if timestamp is not None else 0.0)
             start = begin if s.session_end is None else max(s.session_end, begin)
             s.session_end, s.arrival = start + duration, arrival
             return start, start + duration, 0.0
