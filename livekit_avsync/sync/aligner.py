@@ -107,7 +107,11 @@ class Aligner:
         if self._resolve(timestamp) == "arrival":
             # an audio frame can only leave once complete: judge its transit from its end time
             begin = s.dejittered(timestamp, arrival) - (duration if timestamp is not None else 0.0)
-            start = begin if s.session_end is None else max(s.session_end, begin)
+            start = begin
+            if s.session_end is not None and (timestamp is None or begin < s.session_end - 0.1):
+                # untimed audio is laid end to end; timed audio keeps its de-jittered label (a
+                # slightly overlapping label is fine: playout stays contiguous regardless)
+                start = max(s.session_end, begin)
             s.session_end, s.arrival = start + duration, arrival
             return start, start + duration, 0.0
         if timestamp is None:
