@@ -641,15 +641,27 @@ class AVSynchronizer:
             self._signal_progress()
 
     def _video_wait(self, head: _Chunk, now: float) -> float:
-        """Seconds the head audio chunk should still wait for its video to arrive (0: go)."""
+        """Seconds the head audio chunk should still wait for its video to arrive (0: go).
+
+        Audio that is not playing yet (start, after an interrupt or an underrun) waits until
+        the video for its media time, the lead and one more frame of margin has arrived, so a
+        video stream that lags its audio starts in sync. Once audio flows it only waits again if
+        the video falls more than two frames behind: waiting on every frame's jitter would break
+        the audio up into gaps.
+        """
         waited = now - head.arrival
         if waited >= self._max_video_wait:
             return 0.0
+        flowing = self._playout.queued(now) > 0
         if self._video_seen:
             if now - self._last_video_push >= self._max_video_wait:
                 return 0.0  # video has stopped: do not hold audio hostage
-            if self._video_high + 0.5 * self._video.period >= head.start + self._audio_lead:
-                return 0.0  # the video for this audio (and the lead after it) is already here
+            period = self._video.period
+            need = head.start - 2 * period if flowing else head.start + self._audio_lead + period
+            if self._video_high + 0.5 * period >= need:
+                return 0.0
+        elif flowing:
+            return 0.0  # audio-only so far and already playing
         return min(self._max_video_wait - waited, 0.005)
 
     async def _video_loop(self) -> None:
