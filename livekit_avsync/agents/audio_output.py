@@ -56,6 +56,7 @@ class AvatarAudioOutput(AudioOutput):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._admitted_seen = 0.0
         self._admitted_changed = time.monotonic()
+        self._closed = False
 
     # -- AudioOutput ---------------------------------------------------------------------------
 
@@ -64,8 +65,11 @@ class AvatarAudioOutput(AudioOutput):
         if self._capturing is None:
             self._capturing = Turn()
             self._turns.append(self._capturing)
+            if self._closed:
+                self._finish_all(0.0)  # the avatar is gone: report the turn instead of hanging
         self._capturing.speech_in += frame.duration
-        await self._provider.push_audio(frame)
+        if not self._closed:
+            await self._provider.push_audio(frame)
 
     def flush(self) -> None:
         super().flush()
@@ -74,14 +78,19 @@ class AvatarAudioOutput(AudioOutput):
             return
         turn.input_done = True
         turn.done_at = time.monotonic()
-        self._spawn(self._provider.end_turn())
+        if not self._closed:
+            self._spawn(self._provider.end_turn())
 
     def clear_buffer(self) -> None:
-        position = self._sync.audio_stream_position
+        position = self._sync.audio_stream_position if not self._closed else 0.0
+        self._on_interrupt()
+        self._finish_all(position)
+
+    def _finish_all(self, position: float) -> None:
+        """Report every unfinished turn as interrupted (the first one at ``position``)."""
         unfinished = [t for t in self._turns if not t.finished]
         self._turns.clear()
         self._capturing = None
-        self._on_interrupt()
         for i, turn in enumerate(unfinished):
             turn.finished = True
             heard = turn.position(position) if i == 0 else 0.0
@@ -89,11 +98,13 @@ class AvatarAudioOutput(AudioOutput):
 
     def pause(self) -> None:
         super().pause()
-        self._sync.pause()
+        if not self._closed:
+            self._sync.pause()
 
     def resume(self) -> None:
         super().resume()
-        self._sync.resume()
+        if not self._closed:
+            self._sync.resume()
 
     # -- fed by the AvatarSession --------------------------------------------------------------
 
@@ -113,7 +124,7 @@ class AvatarAudioOutput(AudioOutput):
 
     def poll(self) -> None:
         """Fire playback events for what has really played (called every ~10 ms)."""
-        if not self._turns:
+        if not self._turns or self._closed:
             return
         now = time.monotonic()
         position = self._sync.audio_stream_position
@@ -144,6 +155,12 @@ class AvatarAudioOutput(AudioOutput):
         return stalled and position >= (turn.out_end or 0.0)
 
     async def aclose(self) -> None:
+        """Stop forwarding; unfinished turns are reported as interrupted where they stood, and
+        later calls from the session are harmless (the AgentSession may outlive the avatar)."""
+        if not self._closed:
+            position = self._sync.audio_stream_position
+            self._closed = True
+            self._finish_all(position)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

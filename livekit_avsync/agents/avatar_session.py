@@ -240,10 +240,12 @@ class AvatarSession:
         async for item in self._provider.audio_frames():
             if self._stale(item):
                 continue
-            frame = audio_to_rtc(item.frame)  # type: ignore[arg-type]
-            speech = item.speech if item.speech is not None else _is_loud(frame)
+            speech = item.speech
+            if speech is None:
+                speech = _is_loud(audio_to_rtc(item.frame))  # type: ignore[arg-type]
             before = sync.audio_admitted
-            await sync.push(frame, item.timestamp, epoch=self._epoch_for(item))
+            # the frame goes in as it came: a PyAV frame keeps its pts for the synchronizer
+            await sync.push(item.frame, item.timestamp, epoch=self._epoch_for(item))
             output.on_provider_audio(before, sync.audio_admitted, speech, item.speech is not None)
 
     async def _forward_video(self) -> None:
@@ -261,6 +263,8 @@ class AvatarSession:
 
     def _interrupt(self) -> None:
         """Barge-in: flush the synchronizer now and interrupt the provider."""
+        if self._closed:
+            return
         self._min_generation = self._provider.generation + 1
         sync = self.synchronizer
         sync.clear_queue_nowait()

@@ -589,15 +589,23 @@ class AVSynchronizer:
         await self._progress.wait()
 
     async def _sleep_or_wake(self, event: asyncio.Event, timeout: float) -> None:
+        """Sleep up to ``timeout`` or until ``event`` is set.
+
+        ``asyncio.wait`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
+        cancellation that lands in the same tick as the event, and ``aclose()`` would hang.
+        """
         if timeout <= 0:
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
 
     async def _audio_loop(self) -> None:
         """Hand queued audio to the source in 10 ms chunks, ~audio_lead ahead of playout."""
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closed:
             if not self._pending or self._paused_at is not None:
                 self._pump_wake.clear()
                 await self._pump_wake.wait()
@@ -666,7 +674,7 @@ class AVSynchronizer:
 
     async def _video_loop(self) -> None:
         """Send each video frame when its audio plays; repeat the last one when none is due."""
-        while True:
+        while not self._closed:
             now = self._clock.now()
             if self._show_rest:
                 self._show_rest = False
@@ -720,8 +728,12 @@ class AVSynchronizer:
         self._send_times.append(now)
 
     def _track_rest(self, item: QueuedFrame, now: float) -> None:
-        """Remember the last frame shown after the audio had been quiet for a while."""
-        seg = self._playout.current(now)
+        """Remember the last frame shown after the audio had been quiet for a while.
+
+        Quiet is judged by the audio at the frame's own media time, so a speaking frame that
+        leaves a moment early (during the silence before its speech) never becomes the rest frame.
+        """
+        seg = self._playout.segment_at(item.ts)
         if seg is None or seg.quiet:
             if self._quiet_since is None:
                 self._quiet_since = now

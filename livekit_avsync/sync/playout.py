@@ -105,6 +105,15 @@ class AudioPlayout:
                 return None
         return None
 
+    def segment_at(self, media: float) -> PlayedSegment | None:
+        """The chunk carrying media time ``media``, or None when no audio covers it."""
+        for seg in reversed(self._segments):
+            if seg.media_start <= media < seg.media_end:
+                return seg
+            if seg.media_end <= media:
+                return None
+        return None
+
     def playhead(self, now: float) -> float | None:
         """Media time playing at ``now``; after the last chunk it runs on at real-time rate."""
         if not self._segments:
