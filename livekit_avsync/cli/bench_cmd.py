@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -111,7 +112,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bench`` with parsed ``args``; print the tables; return 1 if any run failed."""
-    items = BENCH_ITEMS if args.scenarios is None else _names(args.scenarios, BENCH_ITEMS, "scenarios")
+    items = (
+        BENCH_ITEMS if args.scenarios is None else _names(args.scenarios, BENCH_ITEMS, "scenarios")
+    )
     impls = (
         tuple(IMPLEMENTATIONS)
         if args.implementations is None
@@ -129,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
         cpu_seconds=args.cpu_seconds,
         seed=args.seed,
     )
+    if not args.verbose:
+        # rtc.AVSynchronizer warns on every late frame of a 25 fps input; keep progress readable
+        logging.getLogger("livekit.rtc.synchronizer").setLevel(logging.ERROR)
     results = asyncio.run(run_bench(config, _StderrProgress(sys.stderr)))
     sys.stdout.write(format_tables(results))
     sys.stdout.flush()

@@ -27,6 +27,7 @@ from .markers import marker_video_frame
 from .scenarios import (
     AUDIO_QUEUE_MS,
     IMPLEMENTATIONS,
+    MAX_RUN_SECONDS,
     SAMPLE_RATE,
     SCENARIOS,
     ScenarioResult,
@@ -58,7 +59,9 @@ TARGET_DRIFT_MS_PER_MIN = 5.0
 TARGET_AUDIO_TAIL_MS = 20.0
 TARGET_CPU_MS = 1.0
 
-_CAPTURE_FILES = ("*/livekit_avsync/measure/loopback.py", "*/livekit_avsync/measure/analysis.py")
+# allocations of the measurement harness itself (capture records, marker decoding): namedtuple
+# constructors are compiled from a string, so their allocations are filed under "<string>"
+_HARNESS_FILES = ("*/livekit_avsync/measure/*", "<string>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,8 @@ class BenchConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+            if value is not None and value > MAX_RUN_SECONDS:
+                raise ValueError(f"{name} must be at most {MAX_RUN_SECONDS:g} s, got {value:g}")
 
     @property
     def long_run(self) -> float:
@@ -134,9 +139,12 @@ class CpuResult:
 class MemoryResult:
     """Memory over a long interleaved run, measured after a warm-up.
 
-    ``traced_growth_kb``: growth of Python allocations still alive, excluding the loopback capture's
-    own per-frame records; ``traced_peak_kb``: highest traced total above the warm-up level;
-    ``rss_growth_mb``: growth of the resident set (native memory included).
+    ``traced_growth_kb``: growth of Python allocations still alive, excluding the measurement
+    harness (capture records, marker decoding; frames the producer made and a synchronizer still
+    holds do count); ``traced_peak_kb``: highest traced total above the warm-up level;
+    ``rss_growth_mb``: growth of the resident set (native memory included). ``queue_ms_*``: audio
+    queued in the synchronizer at the two measurements (None without ``stats``), which tells a
+    queue filling up to its bound from a leak.
     """
 
     implementation: str
@@ -147,7 +155,9 @@ class MemoryResult:
     traced_peak_kb: float
     rss_start_mb: float
     rss_growth_mb: float
-    samples: list[tuple[float, float, float]]  # (s since start, traced KB, RSS MB)
+    queue_ms_start: float | None
+    queue_ms_end: float | None
+    samples: list[tuple[float, float, float, float | None]]  # (s, traced KB, RSS MB, queue ms)
     top_growth: list[str]
     sync: ScenarioResult | None = None
 
@@ -275,8 +285,8 @@ def _rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _without_capture(snapshot: tracemalloc.Snapshot) -> tracemalloc.Snapshot:
-    filters = [tracemalloc.Filter(False, pattern) for pattern in _CAPTURE_FILES]
+def _without_harness(snapshot: tracemalloc.Snapshot) -> tracemalloc.Snapshot:
+    filters = [tracemalloc.Filter(False, pattern) for pattern in _HARNESS_FILES]
     filters.append(tracemalloc.Filter(False, tracemalloc.__file__))
     return snapshot.filter_traces(filters)
 
@@ -300,33 +310,51 @@ async def measure_memory(
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
+    observed: list[SynchronizerLike] = []
+
+    def queue_ms() -> float | None:
+        stats = getattr(observed[0], "stats", None) if observed else None
+        return None if stats is None else stats.audio_queue_ms
+
+    def sample() -> tuple[float, float, float, float | None]:
+        return (
+            time.monotonic() - t0,
+            tracemalloc.get_traced_memory()[0] / 1024,
+            _rss_mb(),
+            queue_ms(),
+        )
+
     try:
         t0 = time.monotonic()
         run = asyncio.ensure_future(
-            run_scenario("interleaved", implementation, duration=seconds, seed=seed)
+            run_scenario(
+                "interleaved",
+                implementation,
+                duration=seconds,
+                seed=seed,
+                observe=observed.append,
+            )
         )
         try:
             await asyncio.wait({run}, timeout=warm)
             if run.done():
                 run.result()
                 raise RuntimeError("the run ended before the warm-up did")
-            first = _without_capture(tracemalloc.take_snapshot())
+            first = _without_harness(tracemalloc.take_snapshot())
             traced0 = tracemalloc.get_traced_memory()[0]
             tracemalloc.reset_peak()
-            rss0 = _rss_mb()
-            samples = [(time.monotonic() - t0, traced0 / 1024, rss0)]
+            rss0, queue0 = _rss_mb(), queue_ms()
+            samples = [sample()]
             end = t0 + seconds - 1.0
             while time.monotonic() < end and not run.done():
                 await asyncio.wait({run}, timeout=min(interval, end - time.monotonic()))
-                samples.append(
-                    (time.monotonic() - t0, tracemalloc.get_traced_memory()[0] / 1024, _rss_mb())
-                )
+                samples.append(sample())
             if run.done():
                 run.result()
                 raise RuntimeError("the run ended before the measurement did")
             traced1, peak = tracemalloc.get_traced_memory()
-            last = _without_capture(tracemalloc.take_snapshot())
-            rss1 = _rss_mb()
+            last = _without_harness(tracemalloc.take_snapshot())
+            rss1, queue1 = _rss_mb(), queue_ms()
             diff = last.compare_to(first, "lineno")
             sync = await run
         finally:
@@ -348,6 +376,8 @@ async def measure_memory(
         traced_peak_kb=(peak - traced0) / 1024,
         rss_start_mb=rss0,
         rss_growth_mb=rss1 - rss0,
+        queue_ms_start=queue0,
+        queue_ms_end=queue1,
         samples=samples,
         top_growth=top,
         sync=sync,
@@ -440,6 +470,12 @@ def _ms(value: float | None, sign: bool = False) -> str:
     return f"{value:+.1f}" if sign else f"{value:.1f}"
 
 
+def _queue(m: MemoryResult) -> str:
+    if m.queue_ms_start is None or m.queue_ms_end is None:
+        return "-"
+    return f"{m.queue_ms_start:.0f} -> {m.queue_ms_end:.0f}"
+
+
 def _sync_rows(results: BenchResults) -> list[list[str]]:
     rows = []
     for r in results.scenarios:
@@ -456,6 +492,7 @@ def _sync_rows(results: BenchResults) -> list[list[str]]:
                 str(r.dropped_frames),
                 str(r.repeated_frames),
                 str(r.frames_unseen),
+                f"{len(r.audio_gaps)}/{1000 * sum(r.audio_gaps):.0f}",
             ]
         )
     return rows
@@ -515,7 +552,10 @@ def _targets(results: BenchResults) -> list[str]:
     drifts += [
         (abs(m.sync.drift_ms_per_min), "memory run")
         for m in results.memory
-        if m.implementation == "livekit_avsync" and m.sync and m.sync.drift_ms_per_min is not None
+        if m.implementation == "livekit_avsync"
+        and m.sync
+        and m.sync.drift_ms_per_min is not None
+        and m.sync.media_seconds >= 55
     ]
     if drifts:
         worst, where = max(drifts)
@@ -543,7 +583,8 @@ def _targets(results: BenchResults) -> list[str]:
         m = mem[0]
         lines.append(
             f"info memory over {m.seconds:g} s: traced growth {m.traced_growth_kb:+.0f} KB "
-            f"(peak {m.traced_peak_kb:+.0f} KB), RSS growth {m.rss_growth_mb:+.1f} MB"
+            f"(peak {m.traced_peak_kb:+.0f} KB), RSS growth {m.rss_growth_mb:+.1f} MB, "
+            f"audio queued {_queue(m)} ms"
         )
     return lines
 
@@ -554,7 +595,8 @@ def format_tables(results: BenchResults) -> str:
     if results.scenarios:
         parts.append(
             _table(
-                "A/V sync (|video - audio| in ms; mean > 0 = video late; drift in ms/min)",
+                "A/V sync (|video - audio| in ms; mean > 0 = video late; drift in ms/min; "
+                "gaps = audible dropouts of 4-250 ms in the played audio)",
                 [
                     "scenario",
                     "implementation",
@@ -567,6 +609,7 @@ def format_tables(results: BenchResults) -> str:
                     "dropped",
                     "repeated",
                     "unseen",
+                    "gaps n/ms",
                 ],
                 _sync_rows(results),
             )
@@ -627,19 +670,22 @@ def format_tables(results: BenchResults) -> str:
                     f"{m.traced_growth_kb:+.0f}",
                     f"{m.traced_peak_kb:+.0f}",
                     f"{m.rss_growth_mb:+.1f}",
+                    _queue(m),
                     _ms(None if s is None else s.skew_p95_ms),
                     _ms(None if s is None else s.drift_ms_per_min, sign=True),
                 ]
             )
         parts.append(
             _table(
-                "Memory (after warm-up; traced growth excludes the capture's own records)",
+                "Memory (after warm-up, under tracemalloc; traced growth excludes the measurement "
+                "harness; audio queue = queued in the synchronizer at start -> end)",
                 [
                     "run",
                     "implementation",
                     "traced KB",
                     "traced peak KB",
                     "RSS MB",
+                    "audio queue ms",
                     "skew p95",
                     "drift",
                 ],

@@ -39,6 +39,7 @@ from .spec import DEFAULT_SPEC, MarkerSpec
 __all__ = [
     "IDLE_TURN",
     "IMPLEMENTATIONS",
+    "MAX_RUN_SECONDS",
     "SCENARIOS",
     "InterruptMark",
     "InterruptMeasurement",
@@ -48,6 +49,7 @@ __all__ = [
     "ScenarioResult",
     "SyncSettings",
     "SynchronizerLike",
+    "audio_gaps",
     "measure_interrupt",
     "produce_bursts",
     "produce_interleaved",
@@ -60,6 +62,7 @@ IDLE_TURN = 0
 SAMPLE_RATE = 48000
 AUDIO_FRAME_S = 0.02  # producers push 20 ms audio frames
 AUDIO_QUEUE_MS = 100  # the AudioSource queue depth used by every scenario (as in livekit-agents)
+MAX_RUN_SECONDS = 2000.0  # 16-bit marker frame numbers at 30 fps (and a 1 % fast clock)
 _TAIL_WAIT_S = 0.25  # after playout: time for the capture to read the last frames and bursts
 _PLAYOUT_TIMEOUT_S = 15.0
 
@@ -357,7 +360,7 @@ async def produce_interrupt(
     plays to its end.
     """
     cycle = speech + in_flight + idle
-    cycles = max(1, int(duration // cycle))
+    cycles = max(1, math.floor(duration / cycle + 1e-6))
     log = ProducerLog()
     timeline = _Timeline(sync, media, log)
     await timeline.play(lead_idle, turn=IDLE_TURN, speech=False)
@@ -512,10 +515,29 @@ def _loud_seconds(capture: LoopbackCapture, start: float, end: float) -> float:
         begin = capture.first_sound(after=t)
         if begin is None or begin >= end:
             break
-        span = capture.audio_tail(begin, max_gap=0.0005)
+        span = capture.audio_tail(begin, max_gap=0.001)
         total += min(begin + span, end) - begin
         t = begin + max(span, 1e-4)
     return total
+
+
+def audio_gaps(
+    capture: LoopbackCapture, *, min_gap: float = 0.004, max_gap: float = 0.25
+) -> list[float]:
+    """Lengths (s) of the silent gaps between ``min_gap`` and ``max_gap`` inside the played audio.
+
+    Marker speech never falls silent (a quiet bed tone runs under the bursts), so such a gap is an
+    underrun the listener hears as a click or dropout; longer silences are idle periods.
+    """
+    gaps: list[float] = []
+    begin = capture.first_sound()
+    while begin is not None:
+        end = begin + capture.audio_tail(begin, max_gap=0.001)
+        nxt = capture.first_sound(after=end + 1e-6)
+        if nxt is not None and min_gap <= nxt - end <= max_gap:
+            gaps.append(nxt - end)
+        begin = nxt if nxt is None or nxt > begin else None
+    return gaps
 
 
 def measure_interrupt(
@@ -579,9 +601,11 @@ class ScenarioResult:
     report: SyncReport
     continuity: FrameContinuity
     video_frames_pushed: int
-    video_arrivals: int
+    video_arrivals: int  # marker frames read back, repeats included
+    unmarked_arrivals: int  # frames without a marker (the native track's placeholders)
     stats: SyncStats | None
     interrupts: list[InterruptMeasurement] = field(default_factory=list)
+    audio_gaps: list[float] = field(default_factory=list)  # s; see :func:`audio_gaps`
 
     @property
     def skew_p50_ms(self) -> float | None:
@@ -639,9 +663,12 @@ class ScenarioResult:
             "drift_ms_per_min": self.drift_ms_per_min,
             "video_frames_pushed": self.video_frames_pushed,
             "video_arrivals": self.video_arrivals,
+            "unmarked_arrivals": self.unmarked_arrivals,
             "frames_unseen": self.frames_unseen,
             "dropped_frames": self.dropped_frames,
             "repeated_frames": self.repeated_frames,
+            "audio_gaps": len(self.audio_gaps),
+            "audio_gap_ms": 1000 * sum(self.audio_gaps),
             "continuity": asdict(self.continuity),
             "report": report,
             "stats": None if self.stats is None else self.stats.to_dict(),
@@ -666,11 +693,13 @@ async def run_scenario(
     height: int = 180,
     stale_audio_grace: float = 0.03,
     stale_video_grace: float | None = None,
+    observe: Callable[[SynchronizerLike], None] | None = None,
 ) -> ScenarioResult:
     """Run one scenario through a fresh synchronizer on fresh sources and measure it.
 
     ``duration`` defaults to the scenario's full (or ``quick``) length. ``stale_video_grace``
-    defaults to one output frame period.
+    defaults to one output frame period. ``observe(sync)`` is called with the synchronizer once
+    it exists (e.g. to sample its stats while the run goes on).
     """
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     if implementation not in IMPLEMENTATIONS:
@@ -679,6 +708,11 @@ async def run_scenario(
     seconds = duration if duration is not None else (sc.quick_duration if quick else sc.duration)
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"duration must be a positive number of seconds, got {seconds!r}")
+    if seconds > MAX_RUN_SECONDS:
+        raise ValueError(
+            f"duration {seconds:g} s is longer than marker frame numbers reach "
+            f"({MAX_RUN_SECONDS:g} s)"
+        )
     spec = sc.spec
     media = MarkerMedia(spec, width=width, height=height)
     audio = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=AUDIO_QUEUE_MS)
@@ -689,6 +723,8 @@ async def run_scenario(
             await asyncio.sleep(0.05)  # the streams are open before the first frame
             sync = IMPLEMENTATIONS[implementation](audio, video, sc.settings)
             try:
+                if observe is not None:
+                    observe(sync)
                 log = await sc.produce(sync, media, seconds, seed)
                 await asyncio.wait_for(sync.wait_for_playout(), _PLAYOUT_TIMEOUT_S)
                 await asyncio.sleep(_TAIL_WAIT_S)
@@ -697,6 +733,7 @@ async def run_scenario(
                 await sync.aclose()
                 await asyncio.sleep(0)  # rtc.AVSynchronizer cancels its task without awaiting
             report = _speaking_report(capture, spec)
+            arrivals = capture.video_arrivals
             period = 1.0 / sc.video_fps
             interrupts = []
             for mark in log.interrupts:
@@ -717,9 +754,11 @@ async def run_scenario(
                 report=report,
                 continuity=capture.frame_continuity(),
                 video_frames_pushed=log.video_frames,
-                video_arrivals=len(capture.video_arrivals),
+                video_arrivals=sum(a.frame is not None for a in arrivals),
+                unmarked_arrivals=sum(a.frame is None for a in arrivals),
                 stats=stats,
                 interrupts=interrupts,
+                audio_gaps=audio_gaps(capture),
             )
     finally:
         await audio.aclose()
