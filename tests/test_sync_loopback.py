@@ -126,8 +126,8 @@ async def test_interrupt_cuts_audio_drops_the_in_flight_tail_and_next_turn_is_in
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known open bug: with several interrupts in one run, the rest frame can still be a frame "
-    "of an earlier speaking turn (video_tail_frames up to 16 on the 2nd clear); the first clear passes",
+    reason="known open bug: with several interrupts in one run, the rest frame can still be "
+    "a frame of an earlier speaking turn (up to 16 frames on the 2nd clear); the 1st passes",
 )
 async def test_interrupt_shows_a_non_speaking_frame_at_once() -> None:
     # the rest-frame bug showed in 2-5 of 6 interrupts; a second run keeps a fluke from passing
