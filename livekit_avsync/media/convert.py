@@ -18,7 +18,9 @@ __all__ = [
     "VideoLike",
     "audio_to_rtc",
     "av_frame_time",
+    "check_audio_frame",
     "i420_frame",
+    "to_mono",
     "video_to_rtc",
 ]
 
@@ -122,3 +124,23 @@ def audio_to_rtc(frame: AudioLike) -> rtc.AudioFrame:
         raise ValueError(f"unsupported audio sample format {frame.format.name!r}")
     samples = np.ascontiguousarray(samples)
     return rtc.AudioFrame(samples.tobytes(), frame.sample_rate, channels, samples.shape[0])
+
+
+def check_audio_frame(frame: rtc.AudioFrame) -> None:
+    """Raise a clear error unless ``frame`` is an ``rtc.AudioFrame`` with a rate and channels."""
+    if not isinstance(frame, rtc.AudioFrame):
+        raise TypeError(f"expected rtc.AudioFrame, got {type(frame).__name__}")
+    if frame.sample_rate <= 0 or frame.num_channels <= 0:
+        raise ValueError(
+            f"audio frame has no sample rate or channels "
+            f"({frame.sample_rate} Hz, {frame.num_channels} ch)"
+        )
+
+
+def to_mono(frame: rtc.AudioFrame) -> rtc.AudioFrame:
+    """Average the channels of an interleaved int16 frame (a no-op for mono)."""
+    if frame.num_channels == 1:
+        return frame
+    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+    mono = np.round(samples.mean(axis=1)).astype(np.int16)
+    return rtc.AudioFrame(mono.tobytes(), frame.sample_rate, 1, mono.shape[0])

@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
-import numpy as np
 from livekit import rtc
 from livekit.agents.utils.audio import AudioByteStream
 
+from ..media.convert import check_audio_frame, to_mono
 from .base import (
     AvatarProvider,
     OutputFrame,
@@ -215,7 +215,7 @@ class AnamAvatar(AvatarProvider):
 
     async def push_audio(self, frame: rtc.AudioFrame) -> None:
         """Send one frame of the current turn's speech (any rate, any channel count)."""
-        _check_frame(frame)
+        check_audio_frame(frame)
         speech = self._usable_speech()
         if frame.samples_per_channel == 0:
             return
@@ -608,7 +608,7 @@ class _SpeechTurns:
 
     def _convert(self, frame: rtc.AudioFrame) -> bytes:
         """Mono int16 at 24 kHz, through the turn's resampler."""
-        mono = _to_mono(frame)
+        mono = to_mono(frame)
         head = b""
         if self._resampler is not None and self._resampler_rate != mono.sample_rate:
             head = self._flush_resampler()  # the input rate changed mid-turn
@@ -656,24 +656,6 @@ def _build(
         return cls(**options, **fixed)
     except (TypeError, ValueError) as exc:
         raise ProviderError(f"invalid {what}: {exc}") from None
-
-
-def _check_frame(frame: rtc.AudioFrame) -> None:
-    if not isinstance(frame, rtc.AudioFrame):
-        raise TypeError(f"expected rtc.AudioFrame, got {type(frame).__name__}")
-    if frame.sample_rate <= 0 or frame.num_channels <= 0:
-        raise ValueError(
-            f"audio frame has no sample rate or channels "
-            f"({frame.sample_rate} Hz, {frame.num_channels} ch)"
-        )
-
-
-def _to_mono(frame: rtc.AudioFrame) -> rtc.AudioFrame:
-    if frame.num_channels == 1:
-        return frame
-    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
-    mono = np.round(samples.mean(axis=1)).astype(np.int16)
-    return rtc.AudioFrame(mono.tobytes(), frame.sample_rate, 1, mono.shape[0])
 
 
 async def _close_iterator(frames: AsyncIterator[Any]) -> None:

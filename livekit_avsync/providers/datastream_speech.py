@@ -12,9 +12,9 @@ import asyncio
 import logging
 import uuid
 
-import numpy as np
 from livekit import rtc
 
+from ..media.convert import check_audio_frame, to_mono
 from .base import ProviderError
 
 __all__ = [
@@ -73,7 +73,7 @@ class DataStreamSpeechSender:
 
     async def push(self, frame: rtc.AudioFrame) -> None:
         """Send one frame of the current turn, opening the turn's byte stream on its first frame."""
-        _check_frame(frame)
+        check_audio_frame(frame)
         if self._closed:
             raise ProviderError("speech sender is closed")
         if self._clearing is not None and not self._clearing.done():
@@ -170,7 +170,7 @@ class DataStreamSpeechSender:
 
     def _convert(self, frame: rtc.AudioFrame) -> bytes:
         """Mono int16 at the target rate, through the turn's resampler."""
-        mono = _to_mono(frame)
+        mono = to_mono(frame)
         head = b""
         if self._resampler is not None and self._resampler_rate != mono.sample_rate:
             head = self._flush_resampler()  # the input rate changed mid-turn
@@ -188,25 +188,6 @@ class DataStreamSpeechSender:
         if resampler is None:
             return b""
         return b"".join(bytes(out.data) for out in resampler.flush())
-
-
-def _check_frame(frame: rtc.AudioFrame) -> None:
-    if not isinstance(frame, rtc.AudioFrame):
-        raise TypeError(f"expected rtc.AudioFrame, got {type(frame).__name__}")
-    if frame.sample_rate <= 0 or frame.num_channels <= 0:
-        raise ValueError(
-            f"audio frame has no sample rate or channels "
-            f"({frame.sample_rate} Hz, {frame.num_channels} ch)"
-        )
-
-
-def _to_mono(frame: rtc.AudioFrame) -> rtc.AudioFrame:
-    """Average the channels of an interleaved int16 frame (a no-op for mono)."""
-    if frame.num_channels == 1:
-        return frame
-    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
-    mono = np.round(samples.mean(axis=1)).astype(np.int16)
-    return rtc.AudioFrame(mono.tobytes(), frame.sample_rate, 1, mono.shape[0])
 
 
 async def _close_quietly(writer: rtc.ByteStreamWriter, *, reason: str) -> None:
