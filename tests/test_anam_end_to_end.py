@@ -199,7 +199,10 @@ async def test_barge_in_cuts_anams_in_flight_tail_and_the_next_turn_is_in_sync(
     began, ended = b.capture.first_sound(after=said_at), b.capture.last_sound()
     assert began is not None and ended is not None
     assert len(b.finished) == 1 and b.finished[0].interrupted
-    assert b.finished[0].playback_position == pytest.approx(ended - began, abs=0.03)
+    # Anam marks no speech frames: the turn's start in the output is judged by loudness, which is
+    # coarser than the flagged LocalAvatar path (held to 20 ms in test_avatar_session.py); 58 ms
+    # was seen once under heavy CPU load
+    assert b.finished[0].playback_position == pytest.approx(ended - began, abs=0.07)
     # the picture stopped too: no frame of the interrupted turn (the in-flight tail included)
     late = b.capture.video_after(cleared_at + 2 * FRAME, turn=cut_turn)
     if late:
