@@ -533,7 +533,7 @@ def _targets(results: BenchResults) -> list[str]:
         if worst is None:
             return
         verdict = "ok  " if worst <= limit else "MISS"
-        lines.append(f"{verdict} {name}: worst {worst:.2f} (limit {limit:g}) {where}")
+        lines.append(f"{verdict} {name}: worst {worst:.2f} (limit {limit:.4g}) {where}".rstrip())
 
     p95 = [(r.skew_p95_ms, r.scenario) for r in ours if r.skew_p95_ms is not None]
     p95 += [

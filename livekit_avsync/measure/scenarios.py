@@ -647,10 +647,14 @@ class ScenarioResult:
         return self.continuity.repeated
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (per-marker offsets left out; see ``report.to_dict()``)."""
+        """JSON-ready summary; per marker only ``[audio time since the first (s), offset (ms)]``."""
         report = self.report.to_dict()
         report.pop("offsets")
         report.pop("unpaired_audio")
+        first = self.report.offsets[0].audio_time if self.report.offsets else 0.0
+        report["offsets_ms"] = [
+            [round(m.audio_time - first, 3), round(m.offset_ms, 2)] for m in self.report.offsets
+        ]
         return {
             "scenario": self.scenario,
             "implementation": self.implementation,

@@ -730,11 +730,12 @@ class AVSynchronizer:
     def _track_rest(self, item: QueuedFrame, now: float) -> None:
         """Remember the last frame shown after the audio had been quiet for a while.
 
-        Quiet is judged by the audio at the frame's own media time, so a speaking frame that
-        leaves a moment early (during the silence before its speech) never becomes the rest frame.
+        Quiet is judged by the audio over the frame's whole interval ``[ts, ts + period)``, so
+        a speaking frame that leaves a moment early (during the silence before its speech), or
+        whose time falls exactly where its speech starts, never becomes the rest frame.
         """
-        seg = self._playout.segment_at(item.ts)
-        if seg is None or seg.quiet:
+        loud = self._playout.loud_between(item.ts, item.ts + self._video.period)
+        if not loud:
             if self._quiet_since is None:
                 self._quiet_since = now
             if now - self._quiet_since >= _REST_AFTER_QUIET or self._rest is None:

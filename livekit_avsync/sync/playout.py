@@ -105,14 +105,21 @@ class AudioPlayout:
                 return None
         return None
 
-    def segment_at(self, media: float) -> PlayedSegment | None:
-        """The chunk carrying media time ``media``, or None when no audio covers it."""
+    def loud_between(self, media_start: float, media_end: float) -> bool | None:
+        """Whether any audio over media ``[media_start, media_end)`` is loud; None if none covers it.
+
+        A range, not a point: a video frame's interval judged whole cannot fall into a float
+        crack between two chunks, or onto the quiet chunk just before its speech starts.
+        """
+        covered = False
         for seg in reversed(self._segments):
-            if seg.media_start <= media < seg.media_end:
-                return seg
-            if seg.media_end <= media:
-                return None
-        return None
+            if seg.media_end <= media_start:
+                break
+            if seg.media_start < media_end:
+                if not seg.quiet:
+                    return True
+                covered = True
+        return False if covered else None
 
     def playhead(self, now: float) -> float | None:
         """Media time playing at ``now``; after the last chunk it runs on at real-time rate."""

@@ -2,10 +2,14 @@
 
 A frame leaves when its due time (the wall time its media time plays, from the audio clock) comes.
 When several are due at once the newest leaves and the rest count as dropped late; when none is due
-for a frame period the last one is repeated so receivers never stall. Output never exceeds the
-target rate, and a repeat is skipped when the next real frame is due within half a period, so
-content slower than the output rate (25 fps into 30) leaves at its own time instead of jittering
-against a fixed grid.
+for a frame period the last one is repeated so receivers never stall. A repeat is skipped when the
+next real frame is due within half a period, so content slower than the output rate (25 fps into
+30) leaves at its own time instead of jittering against a fixed grid.
+
+The rate cap is a credit (token bucket): credit accrues at the output rate up to ``_BURST`` frames
+and every send spends one, so the average rate never exceeds ``fps`` while each frame still leaves
+at its own due time. A fixed send grid would not do: one late wake-up would move the grid, and
+every later frame would stay late by the same amount for good.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any, Literal
 __all__ = ["Decision", "QueuedFrame", "VideoScheduler"]
 
 _DUE_SLACK = 0.002  # s: a frame due this close to now leaves now (timers fire a little late)
+_BURST = 2.0  # frames of rate credit that may accrue (lets a frame follow a repeat on time)
+_MIN_GAP = 0.5  # periods between any two sends
 
 
 @dataclass(slots=True)
@@ -50,6 +56,8 @@ class VideoScheduler:
         self._queue: deque[QueuedFrame] = deque()
         self.last: QueuedFrame | None = None
         self._last_sent_at: float | None = None
+        self._credit = _BURST
+        self._credit_at = 0.0
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -73,22 +81,30 @@ class VideoScheduler:
 
     def reset_pacing(self) -> None:
         self._last_sent_at = None
+        self._credit = _BURST
+
+    def _credit_now(self, now: float) -> float:
+        if self._last_sent_at is None:
+            return _BURST
+        return min(_BURST, self._credit + (now - self._credit_at) / self.period)
 
     def _mark_sent(self, now: float) -> None:
-        """Remember a send; one that came early keeps the grid, so the rate stays <= fps."""
-        last = self._last_sent_at
-        if last is not None and now < last + self.period:
-            now = last + self.period
+        self._credit = self._credit_now(now) - 1.0
+        self._credit_at = now
         self._last_sent_at = now
 
     def decide(self, now: float, due_of: Callable[[float], float]) -> Decision:
         """Next step at wall time ``now``; ``due_of(ts)`` is the wall time media ``ts`` plays."""
         period = self.period
         last = self._last_sent_at
-        if last is not None and now < last + 0.9 * period:
-            return Decision("wait", wake_at=last + 0.9 * period)
         q = self._queue
+        if last is not None and now < last + _MIN_GAP * period:
+            nearest = min(due_of(q[0].ts), last + period) if q else last + period
+            return Decision("wait", wake_at=max(last + _MIN_GAP * period, nearest))
+        credit = self._credit_now(now)
         if q and due_of(q[0].ts) <= now + _DUE_SLACK:
+            if credit < 1.0 - 1e-9:
+                return Decision("wait", wake_at=now + max((1.0 - credit) * period, 0.0005))
             chosen = q.popleft()
             dropped = 0
             while q and due_of(q[0].ts) <= now + _DUE_SLACK:
@@ -101,7 +117,7 @@ class VideoScheduler:
         if self.last is None:
             return Decision("wait", wake_at=next_due if next_due is not None else now + period)
         grid = (last if last is not None else now) + period
-        if now >= grid and (next_due is None or next_due > now + period / 2):
+        if now >= grid and (next_due is None or next_due > now + period / 2) and credit >= 1.0 - 1e-9:
             self._mark_sent(now)
             return Decision("repeat", frame=self.last)
         wake = grid if now < grid else now + period / 2
