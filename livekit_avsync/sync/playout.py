@@ -106,7 +106,7 @@ class AudioPlayout:
         return None
 
     def loud_between(self, media_start: float, media_end: float) -> bool | None:
-        """Whether any audio over media ``[media_start, media_end)`` is loud; None if none covers it.
+        """Whether audio over media ``[media_start, media_end)`` is loud; None if none covers it.
 
         A range, not a point: a video frame's interval judged whole cannot fall into a float
         crack between two chunks, or onto the quiet chunk just before its speech starts.

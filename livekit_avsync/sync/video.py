@@ -117,7 +117,8 @@ class VideoScheduler:
         if self.last is None:
             return Decision("wait", wake_at=next_due if next_due is not None else now + period)
         grid = (last if last is not None else now) + period
-        if now >= grid and (next_due is None or next_due > now + period / 2) and credit >= 1.0 - 1e-9:
+        quiet_slot = next_due is None or next_due > now + period / 2
+        if now >= grid and quiet_slot and credit >= 1.0 - 1e-9:
             self._mark_sent(now)
             return Decision("repeat", frame=self.last)
         wake = grid if now < grid else now + period / 2
