@@ -67,7 +67,7 @@ def assert_frames_accounted(r: ScenarioResult) -> None:
     c = r.continuity
     assert st.video_frames_in == r.video_frames_pushed
     assert c.reordered == 0
-    dropped = st.video_dropped_late + st.video_dropped_stale
+    dropped = st.video_dropped_late + st.video_dropped_stale + st.video_cleared
     assert c.distinct == st.video_frames_in - dropped, (c, st)
     assert len(c.missing) <= dropped
     # every frame handed to the VideoSource came back; repeats are exactly the counted ones
@@ -122,6 +122,8 @@ async def test_interrupt_cuts_audio_drops_the_in_flight_tail_and_next_turn_is_in
     st = r.stats
     assert st is not None and st.epoch == 3
     assert st.audio_dropped_stale > 0 and st.video_dropped_stale > 0  # the gate did the dropping
+    assert st.video_cleared > 0 and st.audio_cleared_ms > 0  # and clear_queue() itself
+    assert_frames_accounted(r)
 
 
 async def test_interrupt_shows_a_non_speaking_frame_at_once() -> None:

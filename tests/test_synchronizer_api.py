@@ -306,6 +306,33 @@ async def test_background_failure_wakes_a_waiting_wait_for_playout(sources, monk
 # -- stats and playout ---------------------------------------------------------------------------
 
 
+async def test_audio_reaches_the_source_in_chunks_of_at_most_20_ms(
+    sources: tuple[rtc.AudioSource, rtc.VideoSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long frames are cut (a clear cannot stop the rest of a long frame already handed over),
+    and 10 ms frames are paired up (half the hand-offs), with every sample kept in order."""
+    audio, video = sources
+    handed: list[np.ndarray] = []
+    capture = audio.capture_frame
+
+    async def spy(frame: rtc.AudioFrame) -> None:
+        handed.append(np.frombuffer(frame.data, dtype=np.int16).copy())
+        await capture(frame)
+
+    monkeypatch.setattr(audio, "capture_frame", spy)
+    s = AVSynchronizer(audio_source=audio, video_source=video, video_fps=30)
+    pushed = [tone(500, freq=300.0)] + [tone(10, freq=500.0 + 10 * k) for k in range(10)]
+    end = 0.0
+    for frame in pushed:
+        end += frame.samples_per_channel / RATE
+        await s.push(frame, end)
+    await s.wait_for_playout()
+    await s.aclose()
+    assert [len(c) for c in handed] == [960] * 30  # 500 ms in 25 chunks, 10 x 10 ms in 5
+    expected = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in pushed])
+    assert np.array_equal(np.concatenate(handed), expected)
+
+
 async def test_wait_for_playout_returns_after_audio_played_and_stats(sync: AVSynchronizer) -> None:
     t0 = time.monotonic()
     await push_speech(sync, 0.5)
@@ -318,7 +345,7 @@ async def test_wait_for_playout_returns_after_audio_played_and_stats(sync: AVSyn
     assert st.epoch == 0
     assert st.audio_frames_in == 25
     assert st.video_frames_in == 15
-    assert st.audio_chunks_out == 50  # 20 ms frames re-chunked to 10 ms
+    assert st.audio_chunks_out == 25  # 20 ms frames go out as they are
     assert st.video_frames_out + st.video_dropped_late >= 15
     assert st.video_frames_out >= 14
     assert st.audio_dropped_stale == 0
@@ -330,7 +357,7 @@ async def test_wait_for_playout_returns_after_audio_played_and_stats(sync: AVSyn
     assert st.playback_position == pytest.approx(0.5, abs=0.005)
     assert abs(st.av_offset_ms) < 15.0
     d = st.to_dict()
-    assert d["audio_chunks_out"] == 50
+    assert d["audio_chunks_out"] == 25
     assert d["mode"] == "timestamps"
     assert set(d) >= {"playback_position", "av_offset_ms", "video_repeated", "audio_underruns"}
     assert sync.last_video_time == pytest.approx(14 / 30)

@@ -181,7 +181,8 @@ class DemoResult:
         s, v = self.sync_stats, self.viewer
         lines.append(
             f"frames: {s['video_frames_out']} out, {s['video_repeated']} repeated, "
-            f"{s['video_dropped_late']} dropped late, {s['video_dropped_stale']} stale dropped "
+            f"{s['video_dropped_late']} dropped late, {s['video_dropped_stale']} stale dropped, "
+            f"{s['video_cleared']} cleared by interrupts "
             f"(+{s['audio_dropped_stale']} audio); viewer saw {v['distinct_frames']} distinct "
             f"frames, {v['repeated_frames']} repeats; {s['audio_underruns']} audio underruns"
         )

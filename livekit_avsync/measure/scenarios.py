@@ -636,7 +636,8 @@ class ScenarioResult:
     def dropped_frames(self) -> int:
         """Frames dropped (the synchronizer's counters when it has them, else never seen)."""
         if self.stats is not None:
-            return self.stats.video_dropped_late + self.stats.video_dropped_stale
+            st = self.stats
+            return st.video_dropped_late + st.video_dropped_stale + st.video_cleared
         return self.frames_unseen
 
     @property

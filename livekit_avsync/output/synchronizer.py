@@ -26,13 +26,66 @@ __all__ = ["AVSynchronizer"]
 
 logger = logging.getLogger("livekit_avsync")
 
-_CHUNK_S = 0.01  # audio is handed to the source in 10 ms chunks: a clear stops it within a tick
+# Audio is handed to the source in 20 ms chunks. The source's queue always has room for them, so
+# a clear drops every chunk whole and audio stops within the source's 10 ms tick; 10 ms chunks
+# would cost twice the FFI round trips (and event-loop wake-ups) for the same result.
+_CHUNK_S = 0.02
 _REST_AFTER_QUIET = 0.5  # s of quiet audio after which the frame on screen counts as "at rest"
+
+
+class _Waker:
+    """Lets one loop sleep until a deadline or a nudge, with one future and one timer per sleep.
+
+    Cheaper than a Task around ``Event.wait`` per sleep, and cancellation-safe: the loop awaits a
+    plain future. A nudge while the loop is awake is dropped; loops decide synchronously before
+    they sleep, so there is nothing to miss.
+    """
+
+    __slots__ = ("_clock", "_fut", "_idle", "deadline")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._fut: asyncio.Future[None] | None = None
+        self._idle = False
+        self.deadline = math.inf  # clock time the current sleep ends (inf: awake or idle)
+
+    @property
+    def idle(self) -> bool:
+        """Asleep with no deadline: only a wake-up gets the loop going again."""
+        return self._idle
+
+    def wake(self) -> None:
+        fut = self._fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def sleep(self, timeout: float | None) -> None:
+        """Sleep up to ``timeout`` seconds (None: until woken)."""
+        if timeout is not None and timeout <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        fut = self._fut = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, fut) if timeout is not None else None
+        self._idle = timer is None
+        self.deadline = self._clock.now() + timeout if timeout is not None else math.inf
+        try:
+            await fut
+        finally:
+            self._fut = None
+            self._idle = False
+            self.deadline = math.inf
+            if timer is not None:
+                timer.cancel()
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 @dataclass(slots=True)
 class _Chunk:
-    frame: rtc.AudioFrame
+    samples: np.ndarray  # interleaved int16, n x channels; a frame is made when it is handed
     start: float
     end: float
     quiet: bool
@@ -44,7 +97,7 @@ class AVSynchronizer:
     """Lip-syncs audio and video into LiveKit sources, with audio as the master clock.
 
     A drop-in superset of ``livekit.rtc.AVSynchronizer``: same constructor keywords and methods.
-    Audio is re-chunked to 10 ms and handed to the ``AudioSource`` only ~``audio_lead_ms`` ahead
+    Audio is re-chunked to 20 ms and handed to the ``AudioSource`` only ~``audio_lead_ms`` ahead
     of playout, so the synchronizer always knows which media time is playing; every video frame
     leaves when the audio it belongs to plays.
 
@@ -84,7 +137,7 @@ class AVSynchronizer:
         sync_mode: SyncMode = "auto",
         av_offset: float = 0.0,
         audio_buffer_ms: float = 500,
-        audio_lead_ms: float = 40,
+        audio_lead_ms: float = 50,
         max_video_wait_ms: float = 400,
         gate_quiet_ms: float = 250,
         gate_max_ms: float = 2000,
@@ -136,6 +189,7 @@ class AVSynchronizer:
         self._handed: deque[tuple[float, _Chunk]] = deque()  # (wall_start, chunk) not yet played
         self._admitted_s = 0.0  # seconds of audio ever admitted into the queue
         self._skipped_s = 0.0  # seconds admitted but dropped by interrupts before handing
+        self._cleared_s = 0.0  # seconds dropped by interrupts, queued here or in the source
         self._paused_at: float | None = None
         self._paused_head: float | None = None
         self._paused_buffer = max(self._audio_buffer, 3.0)
@@ -145,10 +199,12 @@ class AVSynchronizer:
         self._closed = False
         self._error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._pump_wake = asyncio.Event()
-        self._video_wake = asyncio.Event()
-        self._progress = asyncio.Event()
-        self._capture_done: asyncio.Future[None] | None = None
+        self._pump_wake = _Waker(self._clock)
+        self._video_wake = _Waker(self._clock)
+        self._progress: asyncio.Future[None] | None = None  # made only while someone waits
+        self._capturing = False
+        self._capture_landed: asyncio.Future[None] | None = None  # made only by a clear
+        self._audio_waits_video = False
 
         self._video_anchor: tuple[float, float] | None = None  # (session ts, wall) before audio
         self._video_high = -math.inf  # newest video session ts pushed
@@ -173,6 +229,7 @@ class AVSynchronizer:
                 "dropped_late",
                 "audio_stale",
                 "video_stale",
+                "video_cleared",
             ),
             0,
         )
@@ -208,19 +265,20 @@ class AVSynchronizer:
     async def clear_queue(self) -> None:
         """Interrupt: drop everything queued and stop audio and speaking video at once."""
         self.clear_queue_nowait()
-        if self._capture_done is not None and not self._capture_done.done():
-            await asyncio.shield(self._capture_done)
+        if self._capture_landed is not None and not self._capture_landed.done():
+            await asyncio.shield(self._capture_landed)
 
     def clear_queue_nowait(self) -> None:
         """``clear_queue()`` without waiting: for callbacks that cannot await (barge-in).
 
-        Everything happens at once; a 10 ms capture that was in flight is cleared again as soon as
+        Everything happens at once; a 20 ms capture that was in flight is cleared again as soon as
         it lands (``clear_queue()`` also waits for that).
         """
         self._check_usable()
         now = self._clock.now()
         self._epoch += 1
         self._gate.close(now)
+        self._cleared_s += self._pending_s + self._playout.queued(now)
         self._skipped_s += self._pending_s
         self._pending.clear()
         self._pending_s = 0.0
@@ -228,21 +286,17 @@ class AVSynchronizer:
         self._resampler = None  # its buffered tail belongs to the interrupted turn
         self._audio_source.clear_queue()
         self._playout.clear(now)
-        self._video.clear()
+        self._counts["video_cleared"] += self._video.clear()
         if self._paused_at is not None:
             self._paused_head = self._media_now(now)
         if (self._idle_override or self._rest) is not None:
             self._show_rest = True
-        self._video_wake.set()
+        self._video_wake.wake()
         self._signal_progress()
-        if self._capture_done is not None and not self._capture_done.done():
-            # a capture in flight lands in the native queue after this clear: clear it again then
-            self._capture_done.add_done_callback(lambda _: self._reclear())
-
-    def _reclear(self) -> None:
-        if not self._closed:
-            self._audio_source.clear_queue()
-            self._playout.clear(self._clock.now())
+        if self._capturing and self._capture_landed is None:
+            # a capture in flight lands in the native queue after this clear: the audio loop
+            # clears it again when it returns, and resolves this future
+            self._capture_landed = asyncio.get_running_loop().create_future()
 
     def pause(self) -> None:
         """Stop audio at once and hold a non-speaking frame; queued media waits for ``resume()``.
@@ -262,12 +316,12 @@ class AVSynchronizer:
         self._handed.clear()
         for chunk in reversed(back):
             self._pending.appendleft(chunk)
-            self._pending_s += chunk.frame.samples_per_channel / self._audio_source.sample_rate
+            self._pending_s += chunk.samples.shape[0] / self._audio_source.sample_rate
         if len(back) != len(taken):
             logger.debug("pause: %d chunks re-queued, %d segments rewound", len(back), len(taken))
         if (self._idle_override or self._rest) is not None:
             self._show_rest = True
-        self._video_wake.set()
+        self._video_wake.wake()
 
     def resume(self) -> None:
         """Continue after ``pause()``: audio and video carry on in sync from where they stopped."""
@@ -277,8 +331,8 @@ class AVSynchronizer:
         self._paused_at = None
         self._paused_head = None
         self._video.reset_pacing()
-        self._pump_wake.set()
-        self._video_wake.set()
+        self._pump_wake.wake()
+        self._video_wake.wake()
         self._signal_progress()
 
     @property
@@ -293,11 +347,7 @@ class AVSynchronizer:
             queued = self._playout.queued(now)
             if not self._pending and queued <= 0 and not len(self._video):
                 return
-            waiter = asyncio.ensure_future(self._progress_wait())
-            try:
-                await asyncio.wait_for(waiter, timeout=max(0.002, min(queued, 0.05)))
-            except asyncio.TimeoutError:
-                pass
+            await self._progress_wait(timeout=max(0.002, min(queued, 0.05)))
 
     def reset(self) -> None:
         """Start a new timeline: the next frames' timestamps are not related to earlier ones."""
@@ -392,6 +442,8 @@ class AVSynchronizer:
             video_dropped_late=c["dropped_late"],
             audio_dropped_stale=c["audio_stale"],
             video_dropped_stale=c["video_stale"],
+            audio_cleared_ms=self._cleared_s * 1000,
+            video_cleared=c["video_cleared"],
             audio_underruns=self._playout.underruns,
             timestamps_missing=a.missing_timestamps,
             timestamps_non_monotonic=a.non_monotonic,
@@ -425,13 +477,13 @@ class AVSynchronizer:
         rate = self._audio_source.sample_rate
         duration = samples.shape[0] / rate
         start, end, raw_offset = self._aligner.audio(timestamp, duration, now)
-        quiet = self._is_quiet(samples)
+        chunks = self._chunks(samples, start, end, raw_offset, now)
         if epoch is not None:
             self._gate.open(now)
-        if not self._gate.admit_audio(now, quiet, start):
+        if not self._gate.admit_audio(now, all(c.quiet for c in chunks), start):
             self._counts["audio_stale"] += 1
             return
-        self._enqueue_chunks(samples, start, end, raw_offset, now)
+        self._enqueue(chunks)
         while self._pending_s > self._audio_limit() and not self._closed:
             await self._progress_wait()
             self._check_usable()
@@ -444,7 +496,7 @@ class AVSynchronizer:
             mono = data.mean(axis=1, dtype=np.float32) if frame.num_channels > 1 else data[:, 0]
             data = np.repeat(np.asarray(mono, dtype=np.int16)[:, None], src.num_channels, axis=1)
         if frame.sample_rate == src.sample_rate:
-            return data
+            return data if data.base is None else data.copy()  # the caller may reuse its buffer
         if self._resampler is None or self._resampler_rate != frame.sample_rate:
             self._resampler = rtc.AudioResampler(
                 frame.sample_rate, src.sample_rate, num_channels=src.num_channels
@@ -461,32 +513,47 @@ class AVSynchronizer:
     def _is_quiet(self, samples: np.ndarray) -> bool:
         return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) < self._quiet_rms
 
-    def _enqueue_chunks(
+    def _chunks(
         self, samples: np.ndarray, start: float, end: float, raw_offset: float, now: float
-    ) -> None:
-        src = self._audio_source
-        rate, channels = src.sample_rate, src.num_channels
-        step = max(1, int(rate * _CHUNK_S))
+    ) -> list[_Chunk]:
+        """Cut a frame into chunks of at most ``_CHUNK_S``, each judged quiet or loud."""
+        step = max(1, int(self._audio_source.sample_rate * _CHUNK_S))
         total = samples.shape[0]
+        if total <= step:
+            return [_Chunk(samples, start, end, self._is_quiet(samples), raw_offset, now)]
         scale = (end - start) / total
+        out = []
         for i in range(0, total, step):
             part = samples[i : i + step]
-            n = part.shape[0]
-            chunk = rtc.AudioFrame(part.tobytes(), rate, channels, n)
-            self._pending.append(
-                _Chunk(
-                    chunk,
-                    start + i * scale,
-                    start + (i + n) * scale,
-                    self._is_quiet(part),
-                    raw_offset,
-                    now,
-                )
-            )
+            j = i + part.shape[0]
+            quiet = self._is_quiet(part)
+            out.append(_Chunk(part, start + i * scale, start + j * scale, quiet, raw_offset, now))
+        return out
+
+    def _enqueue(self, chunks: list[_Chunk]) -> None:
+        """Queue chunks for the audio loop; a short contiguous chunk is topped up, not followed,
+        so small producer frames (10 ms) still go to the source in full-size chunks."""
+        rate = self._audio_source.sample_rate
+        step = max(1, int(rate * _CHUNK_S))
+        for chunk in chunks:
+            n = chunk.samples.shape[0]
+            tail = self._pending[-1] if self._pending else None
+            if (
+                tail is not None
+                and tail.samples.shape[0] + n <= step
+                and tail.raw_offset == chunk.raw_offset
+                and abs(tail.end - chunk.start) < 1e-6
+            ):
+                tail.samples = np.concatenate((tail.samples, chunk.samples))
+                tail.end = chunk.end
+                tail.quiet = tail.quiet and chunk.quiet
+            else:
+                self._pending.append(chunk)
             self._pending_s += n / rate
             self._admitted_s += n / rate
         self._ensure_tasks()
-        self._pump_wake.set()
+        if self._pump_wake.idle:
+            self._pump_wake.wake()  # it sleeps with a deadline only while it has audio queued
 
     async def _push_video(
         self, frame: rtc.VideoFrame | av.VideoFrame, timestamp: float | None, epoch: int | None
@@ -512,8 +579,10 @@ class AVSynchronizer:
         if self._video_anchor is None:
             self._video_anchor = (ts, now)
         self._ensure_tasks()
-        self._video_wake.set()
-        self._pump_wake.set()
+        if len(self._video) == 1 and self._due_of(ts) < self._video_wake.deadline - 0.001:
+            self._video_wake.wake()  # a new head, due before the loop's planned wake-up
+        if self._audio_waits_video:
+            self._pump_wake.wake()
         while not self._closed:
             head = self._media_now(self._clock.now())
             newest = self._video.newest_ts()
@@ -582,71 +651,78 @@ class AVSynchronizer:
             raise RuntimeError("AVSynchronizer is closed")
 
     def _signal_progress(self) -> None:
-        self._progress.set()
-        self._progress = asyncio.Event()
+        fut, self._progress = self._progress, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
-    async def _progress_wait(self) -> None:
-        await self._progress.wait()
-
-    async def _sleep_or_wake(self, event: asyncio.Event, timeout: float) -> None:
-        """Sleep up to ``timeout`` or until ``event`` is set.
-
-        ``asyncio.wait`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
-        cancellation that lands in the same tick as the event, and ``aclose()`` would hang.
-        """
-        if timeout <= 0:
-            return
-        waiter = asyncio.ensure_future(event.wait())
-        try:
-            await asyncio.wait({waiter}, timeout=timeout)
-        finally:
-            waiter.cancel()
+    async def _progress_wait(self, timeout: float | None = None) -> None:
+        """Wait for the next hand-off, send or clear (or ``timeout``); many may wait at once."""
+        if self._progress is None:
+            self._progress = asyncio.get_running_loop().create_future()
+        if timeout is None:
+            await asyncio.shield(self._progress)  # a cancelled waiter must not cancel the others
+        else:
+            await asyncio.wait({self._progress}, timeout=timeout)
 
     async def _audio_loop(self) -> None:
-        """Hand queued audio to the source in 10 ms chunks, ~audio_lead ahead of playout."""
-        loop = asyncio.get_running_loop()
+        """Hand queued audio to the source in 20 ms chunks, ~audio_lead ahead of playout."""
+        rate = self._audio_source.sample_rate
+        channels = self._audio_source.num_channels
+        # topped up two chunks per wake-up (half the wake-ups of one), from `low` to ~`low + 40 ms`:
+        # about audio_lead queued on average
+        low = max(self._audio_lead - _CHUNK_S, 0.01)
+        fill_to = 0.0
         while not self._closed:
             if not self._pending or self._paused_at is not None:
-                self._pump_wake.clear()
-                await self._pump_wake.wait()
+                fill_to = 0.0
+                await self._pump_wake.sleep(None)
                 continue
             now = self._clock.now()
-            ahead = self._playout.queued(now) - self._audio_lead
-            if ahead > 0:
-                self._pump_wake.clear()
-                await self._sleep_or_wake(self._pump_wake, ahead)
-                continue
+            queued = self._playout.queued(now)
+            if queued >= fill_to - _CHUNK_S / 2:
+                if queued > low:
+                    fill_to = 0.0
+                    await self._pump_wake.sleep(queued - low)
+                    continue
+                fill_to = low + 2 * _CHUNK_S
             head = self._pending[0]
             wait = self._video_wait(head, now)
             if wait > 0:
-                self._pump_wake.clear()
-                await self._sleep_or_wake(self._pump_wake, wait)
+                self._audio_waits_video = True
+                try:
+                    await self._pump_wake.sleep(wait)
+                finally:
+                    self._audio_waits_video = False
                 continue
             self._pending.popleft()
-            n = head.frame.samples_per_channel
-            self._pending_s -= n / self._audio_source.sample_rate
+            n = head.samples.shape[0]
+            self._pending_s -= n / rate
             seg = self._playout.hand(
-                now,
-                head.start,
-                head.end,
-                n / self._audio_source.sample_rate,
-                quiet=head.quiet,
-                raw_offset=head.raw_offset,
+                now, head.start, head.end, n / rate, quiet=head.quiet, raw_offset=head.raw_offset
             )
             self._handed.append((seg.wall_start, head))
             while self._handed and self._handed[0][0] < now - 0.05:
                 self._handed.popleft()
-            epoch = self._epoch
-            self._capture_done = loop.create_future()
-            try:
-                await self._audio_source.capture_frame(head.frame)
-            finally:
-                self._capture_done.set_result(None)
-            if epoch != self._epoch:
-                self._audio_source.clear_queue()  # it landed after an interrupt: drop it too
+            if queued <= 0:
+                self._video_wake.wake()  # audio (re)starts: the due times of queued video moved
+            await self._capture_audio(rtc.AudioFrame(head.samples.tobytes(), rate, channels, n))
             self._counts["chunks_out"] += 1
-            self._video_wake.set()
             self._signal_progress()
+
+    async def _capture_audio(self, frame: rtc.AudioFrame) -> None:
+        """``capture_frame``, and clear the source again if an interrupt came while in flight."""
+        epoch = self._epoch
+        self._capturing = True
+        try:
+            await self._audio_source.capture_frame(frame)
+        finally:
+            self._capturing = False
+            landed, self._capture_landed = self._capture_landed, None
+            if epoch != self._epoch and not self._closed:
+                self._audio_source.clear_queue()  # it landed after the clear: drop it too
+                self._playout.clear(self._clock.now())
+            if landed is not None and not landed.done():
+                landed.set_result(None)
 
     def _video_wait(self, head: _Chunk, now: float) -> float:
         """Seconds the head audio chunk should still wait for its video to arrive (0: go).
@@ -655,22 +731,25 @@ class AVSynchronizer:
         the video for its media time, the lead and one more frame of margin has arrived, so a
         video stream that lags its audio starts in sync. Once audio flows it only waits again if
         the video falls more than two frames behind: waiting on every frame's jitter would break
-        the audio up into gaps.
+        the audio up into gaps. A video push wakes the wait early.
         """
         waited = now - head.arrival
         if waited >= self._max_video_wait:
             return 0.0
         flowing = self._playout.queued(now) > 0
+        limit = self._max_video_wait - waited
         if self._video_seen:
-            if now - self._last_video_push >= self._max_video_wait:
+            silent_for = now - self._last_video_push
+            if silent_for >= self._max_video_wait:
                 return 0.0  # video has stopped: do not hold audio hostage
             period = self._video.period
             need = head.start - 2 * period if flowing else head.start + self._audio_lead + period
             if self._video_high + 0.5 * period >= need:
                 return 0.0
+            limit = min(limit, self._max_video_wait - silent_for)
         elif flowing:
             return 0.0  # audio-only so far and already playing
-        return min(self._max_video_wait - waited, 0.005)
+        return max(limit, 0.0005)
 
     async def _video_loop(self) -> None:
         """Send each video frame when its audio plays; repeat the last one when none is due."""
@@ -681,17 +760,16 @@ class AVSynchronizer:
                 rest = self._idle_override or self._rest
                 if rest is not None:
                     self._video.last = rest
+                    self._counts["repeated"] += 1  # shown before: a repeat, not a new frame
                     self._capture(rest, now)
                 continue
             if self._paused_at is not None and self._video.last is not None:
                 self._capture(self._video.last, now)  # hold the rest frame; receivers never stall
                 self._counts["repeated"] += 1
-                self._video_wake.clear()
-                await self._sleep_or_wake(self._video_wake, self._video.period)
+                await self._video_wake.sleep(self._video.period)
                 continue
             if self._video.last is None and not len(self._video):
-                self._video_wake.clear()
-                await self._video_wake.wait()
+                await self._video_wake.sleep(None)
                 continue
             decision = self._video.decide(now, self._due_of)
             if decision.action == "send":
@@ -713,8 +791,7 @@ class AVSynchronizer:
                 self._counts["repeated"] += 1
                 self._capture(decision.frame, now)
             else:
-                self._video_wake.clear()
-                await self._sleep_or_wake(self._video_wake, min(decision.wake_at - now, 0.1))
+                await self._video_wake.sleep(min(decision.wake_at - now, 0.1))
 
     def _capture(self, item: QueuedFrame, now: float) -> None:
         head = self._media_now(now)

@@ -22,6 +22,10 @@ class SyncStats:
     video_dropped_late: int
     audio_dropped_stale: int
     video_dropped_stale: int
+    audio_cleared_ms: float
+    """Audio discarded by ``clear_queue()``: queued, or handed to the source but not yet played."""
+    video_cleared: int
+    """Queued video frames discarded by ``clear_queue()`` before they were shown."""
     audio_underruns: int
     timestamps_missing: int
     timestamps_non_monotonic: int
