@@ -21,6 +21,7 @@ from room_stand_in import RoomStandIn
 
 from livekit_avsync import AvatarSession, LocalAvatar
 from livekit_avsync.measure import LoopbackCapture
+from livekit_avsync.providers.base import AvatarProvider, OutputFrame
 from livekit_avsync.providers.face import FaceRenderer
 
 W, H, FPS, SR = 160, 120, 25, 24000
@@ -231,4 +232,57 @@ async def test_a_turn_the_provider_drops_still_finishes() -> None:
     await asyncio.wait_for(handle.wait_for_playout(), 8)
     assert len(finished) == 1 and finished[0].playback_position == 0.0
     await session.aclose()
+    await avatar.aclose()
+
+
+class FiniteAvatar(AvatarProvider):
+    """A provider whose output is 0.6 s of speech and video, then ends (a finished recording)."""
+
+    label = "finite"
+    sync_mode = "timestamps"
+
+    async def start(self, *, room: rtc.Room | None = None) -> None:
+        self.emit("ready")
+
+    async def push_audio(self, frame: rtc.AudioFrame) -> None:
+        pass
+
+    async def end_turn(self) -> None:
+        pass
+
+    async def interrupt(self) -> None:
+        self._bump_generation()
+
+    async def audio_frames(self) -> AsyncIterator[OutputFrame]:
+        for k, frame in enumerate(tone_frames(0.6, rate=SR)):
+            yield OutputFrame(frame, (k + 1) * frame.samples_per_channel / SR, speech=True)
+
+    async def video_frames(self) -> AsyncIterator[OutputFrame]:
+        renderer = FaceRenderer(W, H)
+        for n in range(round(0.6 * FPS)):
+            yield OutputFrame(renderer.render(0.5), n / FPS)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_provider_whose_output_ends_is_played_out_before_the_session_closes() -> None:
+    room = RoomStandIn()
+    avatar = AvatarSession(
+        provider=FiniteAvatar(),
+        video_width=W,
+        video_height=H,
+        video_fps=FPS,
+        audio_sample_rate=SR,
+    )
+    await avatar.start(AgentSession(), room)  # type: ignore[arg-type]
+    sync = avatar.synchronizer
+    for _ in range(200):  # it closes by itself: unpublished once everything has played
+        if not room.local_participant.published:
+            break
+        stats = sync.stats
+        await asyncio.sleep(0.02)
+    assert not room.local_participant.published
+    assert stats.audio_frames_in == len(tone_frames(0.6, rate=SR))
+    assert stats.playback_position == pytest.approx(0.6, abs=0.03)  # the last frames too
     await avatar.aclose()

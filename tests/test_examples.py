@@ -37,3 +37,17 @@ def test_missing_settings_give_one_clear_line(script: str, tmp_path: Path) -> No
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "LIVEKIT_URL" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_env_example_lists_every_variable_the_code_reads() -> None:
+    """Every ``setting(..., "NAME")`` / ``REQUIRED`` name in the package and examples has a line
+    in ``.env.example``, so a user filling it in misses nothing."""
+    import re
+
+    root = EXAMPLES.parent
+    sources = [*(root / "livekit_avsync").rglob("*.py"), *EXAMPLES.glob("*.py")]
+    text = "\n".join(p.read_text() for p in sources)
+    names = set(re.findall(r'"((?:LIVEKIT|ANAM|LEMONSLICE)_[A-Z_]+)"', text))
+    assert {"LIVEKIT_URL", "ANAM_API_KEY", "LEMONSLICE_API_KEY"} <= names  # the scan works
+    listed = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.M))
+    assert names - listed == set(), f"missing from .env.example: {sorted(names - listed)}"

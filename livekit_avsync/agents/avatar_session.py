@@ -24,6 +24,7 @@ __all__ = ["AvatarSession"]
 logger = logging.getLogger("livekit_avsync")
 
 _POLL_S = 0.01
+_END_GRACE_S = 1.0  # after the provider's output ends: wait for its other stream, then playout
 _SPEECH_RMS = 32768.0 * 10 ** (-45 / 20)  # loudness that counts as speech for untagged audio
 
 
@@ -86,6 +87,7 @@ class AvatarSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._min_generation = 0
         self._closing: asyncio.Task[None] | None = None
+        self._finishing: asyncio.Task[None] | None = None
         self._closed = False
         self._listeners: list[tuple[Any, str, Callable[..., None]]] = []
 
@@ -176,6 +178,8 @@ class AvatarSession:
                 emitter.off(event, handler)
         self._listeners.clear()
         current = asyncio.current_task()
+        if self._finishing is not None:
+            self._tasks.append(self._finishing)
         for task in self._tasks:
             if task is not current:
                 task.cancel()
@@ -280,7 +284,27 @@ class AvatarSession:
     def _close_soon(self, why: str) -> None:
         if self._closing is None and not self._closed:
             logger.info("closing avatar session: %s", why)
+            if self._finishing is not None:
+                self._finishing.cancel()  # no time left for a graceful end
             self._closing = asyncio.create_task(self.aclose())
+
+    def _finish_soon(self) -> None:
+        """The provider's output ended: let the rest arrive and play out, then close."""
+        if self._finishing is None and self._closing is None and not self._closed:
+            logger.info("avatar provider output ended: closing once it has played out")
+            self._finishing = asyncio.create_task(self._finish(), name="avsync-finish")
+
+    async def _finish(self) -> None:
+        forwards = [t for t in self._tasks if t.get_name().startswith("avsync-forward-")]
+        await asyncio.wait(forwards, timeout=_END_GRACE_S)  # the other stream's last frames
+        sync = self.synchronizer
+        try:
+            queued = sync.stats.audio_queue_ms / 1000
+            await asyncio.wait_for(sync.wait_for_playout(), queued + _END_GRACE_S)
+        except (asyncio.TimeoutError, RuntimeError):
+            pass  # a video stream that never drains, or a synchronizer that failed: close anyway
+        self._finishing = None
+        self._close_soon("provider output ended and played out")
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._closed:
@@ -290,7 +314,7 @@ class AvatarSession:
             logger.error("avatar task %s failed", task.get_name(), exc_info=exc)
             self._close_soon(f"{task.get_name()} failed: {exc!r}")
         elif task.get_name() != "avsync-playback":
-            self._close_soon("provider output ended")
+            self._finish_soon()
 
     def _on_room_disconnected(self, *args: Any) -> None:
         self._close_soon("room disconnected")
