@@ -99,7 +99,8 @@ class AVSynchronizer:
     A drop-in superset of ``livekit.rtc.AVSynchronizer``: same constructor keywords and methods.
     Audio is re-chunked to 20 ms and handed to the ``AudioSource`` only ~``audio_lead_ms`` ahead
     of playout, so the synchronizer always knows which media time is playing; every video frame
-    leaves when the audio it belongs to plays.
+    leaves when the audio it belongs to plays, at most ``video_fps`` on average, and the last one
+    is repeated when none is due.
 
     How frames are related (``sync_mode``):
 
@@ -114,10 +115,10 @@ class AVSynchronizer:
     - ``"auto"`` (default): ``"timestamps"`` if the first frame pushed has a timestamp, else
       ``"arrival"``; decided again after ``reset()``.
 
-    Interrupts: ``clear_queue()`` silences audio within one 10 ms tick, shows the last frame seen
-    while the avatar was quiet (or ``set_idle_frame()``), bumps ``epoch``, and closes the stale-tail
-    gate: frames pushed with an older ``epoch=`` are dropped, and untagged frames still in flight
-    from the interrupted turn are dropped until the provider's audio has been quiet for
+    Interrupts: ``clear_queue()`` silences audio within the source's 10 ms tick, shows the frame
+    last seen while the avatar was quiet (or ``set_idle_frame()``), bumps ``epoch``, and closes the
+    stale-tail gate: frames pushed with an older ``epoch=`` are dropped, and untagged frames still
+    in flight from the interrupted turn are dropped until the provider's audio has been quiet for
     ``gate_quiet_ms`` (see :class:`~livekit_avsync.sync.gate.StaleGate`). The source's own queue is
     cleared a second time once a capture that was in flight during the clear has landed.
 
