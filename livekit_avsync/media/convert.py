@@ -15,6 +15,7 @@ from livekit import rtc
 
 __all__ = [
     "AudioLike",
+    "SpeechResampler",
     "VideoLike",
     "audio_to_rtc",
     "av_frame_time",
@@ -135,6 +136,41 @@ def check_audio_frame(frame: rtc.AudioFrame) -> None:
             f"audio frame has no sample rate or channels "
             f"({frame.sample_rate} Hz, {frame.num_channels} ch)"
         )
+
+
+class SpeechResampler:
+    """A turn's speech as mono int16 PCM at one ``rate``, from frames of any rate and channels.
+
+    The ``rtc.AudioResampler`` is made on demand and kept while the input rate stays; its buffered
+    tail comes out on :meth:`flush` (the turn's end, or a rate change mid-turn) and is thrown away
+    by :meth:`drop` (an interrupt: that tail belongs to the cut turn).
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._resampler: rtc.AudioResampler | None = None
+        self._input_rate = 0
+
+    def push(self, frame: rtc.AudioFrame) -> bytes:
+        mono = to_mono(frame)
+        head = b""
+        if self._resampler is not None and self._input_rate != mono.sample_rate:
+            head = self.flush()  # the input rate changed mid-turn
+        if mono.sample_rate == self.rate:
+            return head + bytes(mono.data)
+        if self._resampler is None:
+            self._resampler = rtc.AudioResampler(mono.sample_rate, self.rate, num_channels=1)
+            self._input_rate = mono.sample_rate
+        return head + b"".join(bytes(out.data) for out in self._resampler.push(mono))
+
+    def flush(self) -> bytes:
+        resampler, self._resampler = self._resampler, None
+        if resampler is None:
+            return b""
+        return b"".join(bytes(out.data) for out in resampler.flush())
+
+    def drop(self) -> None:
+        self._resampler = None
 
 
 def to_mono(frame: rtc.AudioFrame) -> rtc.AudioFrame:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from livekit import rtc
 from livekit.agents.utils.audio import AudioByteStream
 
-from ..media.convert import check_audio_frame, to_mono
+from ..media.convert import SpeechResampler, check_audio_frame
 from .base import (
     AvatarProvider,
     OutputFrame,
@@ -544,8 +544,7 @@ class _SpeechTurns:
         self._timeout = timeout
         self._lock = asyncio.Lock()
         self.epoch = 0
-        self._resampler: rtc.AudioResampler | None = None
-        self._resampler_rate = 0
+        self._resampler = SpeechResampler(SPEECH_SAMPLE_RATE)
         self._chunker = self._new_chunker()
         self._open = False  # chunks of this turn went out, its end_sequence did not yet
         self._end_owed = False  # an interrupted sequence still has to be ended
@@ -555,14 +554,14 @@ class _SpeechTurns:
             if epoch != self.epoch:
                 return
             await self._settle_locked()
-            await self._send_chunks(self._chunker.push(self._convert(frame)), epoch)
+            await self._send_chunks(self._chunker.push(self._resampler.push(frame)), epoch)
 
     async def end(self, epoch: int) -> None:
         async with self._lock:
             if epoch != self.epoch:
                 return
             await self._settle_locked()
-            chunks = self._chunker.push(self._flush_resampler()) + self._chunker.flush()
+            chunks = self._chunker.push(self._resampler.flush()) + self._chunker.flush()
             await self._send_chunks(chunks, epoch)
             if epoch != self.epoch:
                 return
@@ -574,7 +573,7 @@ class _SpeechTurns:
     def drop_turn(self) -> None:
         """Interrupt: void pending calls and forget the turn's buffered audio (no flush)."""
         self.epoch += 1
-        self._resampler = None
+        self._resampler.drop()
         self._chunker = self._new_chunker()
         if self._open:
             self._open = False
@@ -605,25 +604,6 @@ class _SpeechTurns:
 
     def _new_chunker(self) -> AudioByteStream:
         return AudioByteStream(SPEECH_SAMPLE_RATE, 1, samples_per_channel=self._chunk_samples)
-
-    def _convert(self, frame: rtc.AudioFrame) -> bytes:
-        """Mono int16 at 24 kHz, through the turn's resampler."""
-        mono = to_mono(frame)
-        head = b""
-        if self._resampler is not None and self._resampler_rate != mono.sample_rate:
-            head = self._flush_resampler()  # the input rate changed mid-turn
-        if mono.sample_rate == SPEECH_SAMPLE_RATE:
-            return head + bytes(mono.data)
-        if self._resampler is None:
-            self._resampler = rtc.AudioResampler(mono.sample_rate, SPEECH_SAMPLE_RATE)
-            self._resampler_rate = mono.sample_rate
-        return head + b"".join(bytes(out.data) for out in self._resampler.push(mono))
-
-    def _flush_resampler(self) -> bytes:
-        resampler, self._resampler = self._resampler, None
-        if resampler is None:
-            return b""
-        return b"".join(bytes(out.data) for out in resampler.flush())
 
 
 def _required(value: str | None, env: str, what: str) -> str:

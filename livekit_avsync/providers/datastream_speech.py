@@ -14,7 +14,7 @@ import uuid
 
 from livekit import rtc
 
-from ..media.convert import check_audio_frame, to_mono
+from ..media.convert import SpeechResampler, check_audio_frame
 from .base import ProviderError
 
 __all__ = [
@@ -60,8 +60,7 @@ class DataStreamSpeechSender:
         self._rpc_timeout = rpc_timeout
         self._lock = asyncio.Lock()
         self._writer: rtc.ByteStreamWriter | None = None
-        self._resampler: rtc.AudioResampler | None = None
-        self._resampler_rate = 0
+        self._resampler = SpeechResampler(sample_rate)
         self._turn = 0
         self._clearing: asyncio.Task[None] | None = None
         self._closed = False
@@ -81,7 +80,7 @@ class DataStreamSpeechSender:
             await asyncio.shield(self._clearing)
         async with self._lock:
             turn = self._turn
-            pcm = self._convert(frame)
+            pcm = self._resampler.push(frame)
             if self._writer is None:
                 writer = await self._open_stream()
                 if turn != self._turn:  # cleared while the stream was opening
@@ -102,7 +101,7 @@ class DataStreamSpeechSender:
         """Flush the resampler tail and close the turn's stream (the avatar's end of segment)."""
         async with self._lock:
             writer, self._writer = self._writer, None
-            tail = self._flush_resampler()
+            tail = self._resampler.flush()
             if writer is None:
                 return
             try:
@@ -120,7 +119,7 @@ class DataStreamSpeechSender:
         """
         self._turn += 1
         writer, self._writer = self._writer, None
-        self._resampler = None
+        self._resampler.drop()
         self._clearing = asyncio.ensure_future(self._clear_remote(writer))
         await asyncio.shield(self._clearing)
 
@@ -167,27 +166,6 @@ class DataStreamSpeechSender:
             )
         except Exception as exc:
             raise ProviderError(f"cannot open the speech stream to the avatar: {exc}") from exc
-
-    def _convert(self, frame: rtc.AudioFrame) -> bytes:
-        """Mono int16 at the target rate, through the turn's resampler."""
-        mono = to_mono(frame)
-        head = b""
-        if self._resampler is not None and self._resampler_rate != mono.sample_rate:
-            head = self._flush_resampler()  # the input rate changed mid-turn
-        if mono.sample_rate == self._sample_rate:
-            return head + bytes(mono.data)
-        if self._resampler is None:
-            self._resampler = rtc.AudioResampler(
-                mono.sample_rate, self._sample_rate, num_channels=1
-            )
-            self._resampler_rate = mono.sample_rate
-        return head + b"".join(bytes(out.data) for out in self._resampler.push(mono))
-
-    def _flush_resampler(self) -> bytes:
-        resampler, self._resampler = self._resampler, None
-        if resampler is None:
-            return b""
-        return b"".join(bytes(out.data) for out in resampler.flush())
 
 
 async def _close_quietly(writer: rtc.ByteStreamWriter, *, reason: str) -> None:

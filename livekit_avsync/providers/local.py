@@ -34,7 +34,7 @@ from livekit import rtc
 from ..measure.bursts import marker_audio_samples
 from ..measure.markers import MAX_FRAME_NUMBER, stamp_marker
 from ..measure.spec import MarkerSpec
-from ..media.convert import i420_frame
+from ..media.convert import check_audio_frame, i420_frame
 from .base import AvatarProvider, OutputFrame, PlaybackFinished, ProviderError
 from .face import FaceRenderer
 
@@ -395,13 +395,7 @@ class LocalAvatar(AvatarProvider):
     async def push_audio(self, frame: rtc.AudioFrame) -> None:
         """Queue one frame of the current turn's speech (any rate, any channel count)."""
         self._check_usable()
-        if not isinstance(frame, rtc.AudioFrame):
-            raise TypeError(f"push_audio() takes an rtc.AudioFrame, got {type(frame).__name__}")
-        if frame.sample_rate <= 0 or frame.num_channels <= 0:
-            raise ValueError(
-                f"audio frame has no sample rate or channels "
-                f"({frame.sample_rate} Hz, {frame.num_channels} ch)"
-            )
+        check_audio_frame(frame)
         if frame.samples_per_channel == 0:
             return
         self._speech.push(frame, asyncio.get_running_loop().time() + self._latency)
