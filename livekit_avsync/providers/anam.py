@@ -30,6 +30,7 @@ from .base import (
     ProviderDisconnected,
     ProviderError,
     ProviderTimeout,
+    drain_output,
     setting,
 )
 
@@ -251,11 +252,11 @@ class AnamAvatar(AvatarProvider):
 
     def audio_frames(self) -> AsyncIterator[OutputFrame]:
         """Anam's audio (``av.AudioFrame``, 48 kHz stereo), until the session ends."""
-        return _drain(self._audio_out)
+        return drain_output(self._audio_out)
 
     def video_frames(self) -> AsyncIterator[OutputFrame]:
         """Anam's video (``av.VideoFrame``, yuv420p), speaking and idle, until the session ends."""
-        return _drain(self._video_out)
+        return drain_output(self._video_out)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -645,13 +646,3 @@ async def _close_iterator(frames: AsyncIterator[Any]) -> None:
             await aclose()
         except Exception as exc:
             logger.debug("closing an Anam frame iterator failed: %s", exc)
-
-
-async def _drain(queue: asyncio.Queue[OutputFrame | None]) -> AsyncIterator[OutputFrame]:
-    """Yield frames until the end marker; leave the marker for any later reader."""
-    while True:
-        item = await queue.get()
-        if item is None:
-            queue.put_nowait(None)
-            return
-        yield item

@@ -10,6 +10,7 @@ from one clock.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ __all__ = [
     "ProviderError",
     "ProviderEvent",
     "ProviderTimeout",
+    "drain_output",
     "setting",
 ]
 
@@ -152,3 +154,14 @@ def setting(value: str | None, env: str, *, what: str, required: bool = True) ->
     if required:
         raise ProviderError(f"{what} is required: pass it as an argument or set {env}")
     return None
+
+
+async def drain_output(queue: asyncio.Queue[OutputFrame | None]) -> AsyncIterator[OutputFrame]:
+    """A provider's output queue as an iterator: frames until the ``None`` end marker, which is
+    left in place so any later reader ends too."""
+    while True:
+        item = await queue.get()
+        if item is None:
+            queue.put_nowait(None)
+            return
+        yield item

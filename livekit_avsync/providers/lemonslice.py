@@ -29,6 +29,7 @@ from .base import (
     ProviderDisconnected,
     ProviderError,
     ProviderTimeout,
+    drain_output,
     setting,
 )
 from .datastream_speech import (
@@ -234,11 +235,11 @@ class LemonSliceAvatar(AvatarProvider):
 
     def audio_frames(self) -> AsyncIterator[OutputFrame]:
         """The avatar's audio at the output rate, until the avatar or the side room goes away."""
-        return _drain(self._audio_out)
+        return drain_output(self._audio_out)
 
     def video_frames(self) -> AsyncIterator[OutputFrame]:
         """The avatar's I420 video frames, until the avatar or the side room goes away."""
-        return _drain(self._video_out)
+        return drain_output(self._video_out)
 
     async def aclose(self) -> None:
         """Terminate the LemonSlice session, leave the side room, stop all tasks. Idempotent."""
@@ -501,13 +502,3 @@ def _side_room_name(agent_room: str | None) -> str:
     """A unique, unguessable room name that still tells which agent room it serves."""
     base = _ROOM_NAME_UNSAFE.sub("-", agent_room or "").strip("-")[:64] or "agent"
     return f"{base}-lemonslice-{secrets.token_hex(6)}"
-
-
-async def _drain(queue: asyncio.Queue[OutputFrame | None]) -> AsyncIterator[OutputFrame]:
-    """Yield frames until the end marker; leave the marker for any later reader."""
-    while True:
-        item = await queue.get()
-        if item is None:
-            queue.put_nowait(None)
-            return
-        yield item
