@@ -41,18 +41,17 @@ class _Waker:
     they sleep, so there is nothing to miss.
     """
 
-    __slots__ = ("_clock", "_fut", "_idle", "deadline")
+    __slots__ = ("_clock", "_fut", "deadline")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._fut: asyncio.Future[None] | None = None
-        self._idle = False
         self.deadline = math.inf  # clock time the current sleep ends (inf: awake or idle)
 
     @property
     def idle(self) -> bool:
         """Asleep with no deadline: only a wake-up gets the loop going again."""
-        return self._idle
+        return self._fut is not None and self.deadline == math.inf
 
     def wake(self) -> None:
         fut = self._fut
@@ -66,13 +65,11 @@ class _Waker:
         loop = asyncio.get_running_loop()
         fut = self._fut = loop.create_future()
         timer = loop.call_later(timeout, _resolve, fut) if timeout is not None else None
-        self._idle = timer is None
         self.deadline = self._clock.now() + timeout if timeout is not None else math.inf
         try:
             await fut
         finally:
             self._fut = None
-            self._idle = False
             self.deadline = math.inf
             if timer is not None:
                 timer.cancel()
