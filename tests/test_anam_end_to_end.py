@@ -16,7 +16,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +25,7 @@ from fakes.fake_anam import FakeAnamService, FakeTiming
 from livekit import rtc
 from livekit.agents import Agent, AgentSession
 from livekit.agents.voice.io import PlaybackFinishedEvent
+from session_helpers import as_stream, closed
 
 from livekit_avsync import AvatarSession
 from livekit_avsync.measure import (
@@ -55,25 +56,6 @@ def speech(seconds: float) -> list[rtc.AudioFrame]:
 
 def samples_of(frames: list[rtc.AudioFrame]) -> np.ndarray:
     return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
-
-
-async def as_stream(frames: list[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
-    for frame in frames:
-        yield frame
-
-
-async def closed(aw: Awaitable[None], what: str) -> None:
-    """Close something; fail (instead of hanging) if it does not finish within 5 s.
-
-    ``asyncio.wait`` is used rather than ``wait_for``: on Python 3.11 ``wait_for`` returns
-    normally when the cancelled awaitable swallows its cancellation, hiding the hang.
-    """
-    task = asyncio.ensure_future(aw)
-    done, _ = await asyncio.wait({task}, timeout=5)
-    if not done:
-        task.cancel()
-        pytest.fail(f"closing {what} did not finish within 5 s")
-    task.result()
 
 
 @dataclass

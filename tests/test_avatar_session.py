@@ -18,6 +18,7 @@ from livekit import rtc
 from livekit.agents import Agent, AgentSession
 from livekit.agents.voice.io import PlaybackFinishedEvent
 from room_stand_in import RoomStandIn
+from session_helpers import as_stream
 
 from livekit_avsync import AvatarSession, LocalAvatar
 from livekit_avsync.measure import LoopbackCapture
@@ -38,11 +39,6 @@ def tone_frames(seconds: float, *, rate: int = 16000) -> list[rtc.AudioFrame]:
         rtc.AudioFrame(samples[i : i + step].tobytes(), rate, 1, len(samples[i : i + step]))
         for i in range(0, n, step)
     ]
-
-
-async def as_stream(frames: list[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
-    for frame in frames:
-        yield frame
 
 
 @dataclass

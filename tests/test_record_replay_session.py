@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from livekit import rtc
 from livekit.agents import Agent, AgentSession
+from session_helpers import as_stream, closed
 
 from livekit_avsync import AvatarSession, LocalAvatar
 from livekit_avsync.measure import LoopbackCapture, MarkerSpec, SyncReport
@@ -121,11 +122,6 @@ def speech(seconds: float, *, rate: int = 16000) -> list[rtc.AudioFrame]:
     ]
 
 
-async def as_stream(frames: list[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
-    for frame in frames:
-        yield frame
-
-
 def capture_of(avatar: AvatarSession) -> LoopbackCapture:
     """Reads back what the avatar's sources play (what would be published)."""
     return LoopbackCapture(
@@ -191,20 +187,6 @@ async def record_session(path: Path) -> tuple[Keeper, SyncReport]:
     await closed(avatar.aclose(), "the live AvatarSession")  # finalises the recording too
     await closed(session.aclose(), "the live AgentSession")
     return live, report
-
-
-async def closed(aw: Awaitable[None], what: str) -> None:
-    """Close something; fail (instead of hanging) if it does not finish within 5 s.
-
-    ``asyncio.wait`` is used rather than ``wait_for``: on Python 3.11 ``wait_for`` returns
-    normally when the cancelled awaitable swallows its cancellation, hiding the hang.
-    """
-    task = asyncio.ensure_future(aw)
-    done, _ = await asyncio.wait({task}, timeout=5)
-    if not done:
-        task.cancel()
-        pytest.fail(f"closing {what} did not finish within 5 s")
-    task.result()
 
 
 async def test_a_recorded_session_replays_identically_and_in_sync(tmp_path: Path) -> None:
