@@ -65,17 +65,18 @@ class Harness:
         return next((ts for ts, speaking in self.speaking_frames if speaking), None)
 
 
+def avatar_with(provider: AvatarProvider) -> AvatarSession:
+    """An AvatarSession sized for these tests' small, low-rate media."""
+    return AvatarSession(
+        provider=provider, video_width=W, video_height=H, video_fps=FPS, audio_sample_rate=SR
+    )
+
+
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
     room = RoomStandIn()
     session = AgentSession()
-    avatar = AvatarSession(
-        provider=LocalAvatar(width=W, height=H, fps=FPS, sample_rate=SR, latency=0.05),
-        video_width=W,
-        video_height=H,
-        video_fps=FPS,
-        audio_sample_rate=SR,
-    )
+    avatar = avatar_with(LocalAvatar(width=W, height=H, fps=FPS, sample_rate=SR, latency=0.05))
     await avatar.start(session, room)  # type: ignore[arg-type]
     await session.start(Agent(instructions="test"))
     pubs = list(room.local_participant.published.values())
@@ -176,13 +177,7 @@ async def test_close_unpublishes_and_leaves_no_task() -> None:
     before = set(asyncio.all_tasks())
     room = RoomStandIn()
     session = AgentSession()
-    avatar = AvatarSession(
-        provider=LocalAvatar(width=W, height=H, fps=FPS, sample_rate=SR),
-        video_width=W,
-        video_height=H,
-        video_fps=FPS,
-        audio_sample_rate=SR,
-    )
+    avatar = avatar_with(LocalAvatar(width=W, height=H, fps=FPS, sample_rate=SR))
     await avatar.start(session, room)  # type: ignore[arg-type]
     pubs = list(room.local_participant.published.values())
     assert {p.options.source for p in pubs} == {
@@ -213,13 +208,7 @@ class DeafAvatar(LocalAvatar):
 
 async def test_a_turn_the_provider_drops_still_finishes() -> None:
     session = AgentSession()
-    avatar = AvatarSession(
-        provider=DeafAvatar(width=W, height=H, fps=FPS, sample_rate=SR),
-        video_width=W,
-        video_height=H,
-        video_fps=FPS,
-        audio_sample_rate=SR,
-    )
+    avatar = avatar_with(DeafAvatar(width=W, height=H, fps=FPS, sample_rate=SR))
     await avatar.start(session, None)
     await session.start(Agent(instructions="test"))
     finished: list[PlaybackFinishedEvent] = []
@@ -264,13 +253,7 @@ class FiniteAvatar(AvatarProvider):
 
 async def test_a_provider_whose_output_ends_is_played_out_before_the_session_closes() -> None:
     room = RoomStandIn()
-    avatar = AvatarSession(
-        provider=FiniteAvatar(),
-        video_width=W,
-        video_height=H,
-        video_fps=FPS,
-        audio_sample_rate=SR,
-    )
+    avatar = avatar_with(FiniteAvatar())
     await avatar.start(AgentSession(), room)  # type: ignore[arg-type]
     sync = avatar.synchronizer
     for _ in range(200):  # it closes by itself: unpublished once everything has played
