@@ -1,11 +1,13 @@
-"""A livekit-agents worker whose agent speaks through the in-process LocalAvatar (no avatar keys).
+"""A livekit-agents worker whose agent needs no keys but the LiveKit server's: the in-process
+LocalAvatar speaks bundled clips (greets on join, answers every user turn) and the user's voice
+interrupts it (VAD).
 
-python examples/local_avatar_agent.py dev
+python examples/local_avatar_agent.py dev                        # against LIVEKIT_URL
+python examples/local_avatar_agent.py dev --markers              # for livekit-avsync measure --room
+python examples/local_avatar_agent.py dev --avatar replay:rec.mkv    # recorded provider output
 """
 
 from avatar_worker import run
 
-from livekit_avsync import LocalAvatar
-
 if __name__ == "__main__":
-    run(lambda: LocalAvatar(width=1280, height=720, fps=25))
+    run(avatar="local", agent="bundled")

@@ -282,3 +282,23 @@ def test_frame_continuity() -> None:
     assert result.missing == [6]
     assert result.repeated == 1
     assert result.reordered == 2  # 3 after 4, 5 after 7
+
+
+def test_a_dropped_marker_frame_is_stood_in_for_by_the_next_frame_with_its_own_offset() -> None:
+    """An encoder under load drops frames: with ``frame_slack`` the first frame after a missing
+    marker frame is paired, and its offset is that frame's own (its time less its lateness)."""
+    from livekit_avsync.measure import analyze_sync
+
+    spec = DEFAULT_SPEC
+    period = 1 / spec.fps
+    skew = 0.012  # every frame is shown 12 ms after its audio
+    frames = [n for n in range(0, 61) if n not in (15, 16, 45)]  # markers 1 and 3 dropped
+    video = [(n * period + skew, n) for n in frames]
+    audio = [(k * spec.period, spec.code_of(k)) for k in range(5)]
+    strict = analyze_sync(video, audio, spec=spec)
+    assert strict.paired == 3 and strict.unpaired_video == []
+    slack = analyze_sync(video, audio, spec=spec, frame_slack=2)
+    assert slack.paired == 5
+    assert [round(m.offset_ms, 6) for m in slack.offsets] == [round(skew * 1000, 6)] * 5
+    with pytest.raises(ValueError, match="frame_slack"):
+        analyze_sync(video, audio, spec=spec, frame_slack=spec.burst_every)

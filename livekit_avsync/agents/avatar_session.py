@@ -272,6 +272,7 @@ class AvatarSession:
         self._min_generation = self._provider.generation + 1
         sync = self.synchronizer
         sync.clear_queue_nowait()
+        logger.info("avatar interrupted: queued audio and video flushed")
         task = asyncio.create_task(self._provider.interrupt(), name="avsync-interrupt")
         task.add_done_callback(_log_failure)
 

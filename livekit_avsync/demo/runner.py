@@ -29,12 +29,12 @@ from ..measure.analysis import SyncReport
 from ..measure.files import measure_file
 from ..measure.loopback import LoopbackCapture
 from ..measure.spec import MarkerSpec
+from ..measure.viewer import ViewerLog
 from ..providers.base import PlaybackFinished
 from ..providers.local import LocalAvatar
 from .clip import REPLY, SPEECH, SpeechClip, load_clip, stream_frames
 from .options import GAP_S, WARMUP_S, DemoOptions, DemoStatus, Progress, plan_run
 from .report import BAND_MS, DemoResult, InterruptFigures, TurnFigures
-from .viewer import ViewerLog
 from .writer import Mp4Writer
 
 __all__ = ["run_demo"]

@@ -51,9 +51,10 @@ from .markers import (
     read_marker,
     stamp_marker,
 )
-from .spec import DEFAULT_SPEC, MarkerSpec
+from .spec import AVATAR_SPEC, DEFAULT_SPEC, MarkerSpec
 
 __all__ = [
+    "AVATAR_SPEC",
     "DEFAULT_SPEC",
     "MAX_FRAME_NUMBER",
     "MAX_TURN",

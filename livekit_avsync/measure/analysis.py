@@ -134,12 +134,33 @@ def first_appearances(video: Iterable[VideoLike]) -> list[VideoObservation]:
     return sorted(first.values(), key=lambda o: o.time)
 
 
+def _marker_frames(
+    frames: Sequence[VideoObservation], spec: MarkerSpec, slack: int
+) -> list[VideoObservation]:
+    """Per (turn, marker): its frame's first appearance, else the first of up to ``slack`` frames
+    after it, time taken back by its distance in frame periods (and numbered as the marker)."""
+    best: dict[tuple[int, int], tuple[int, VideoObservation]] = {}
+    for obs in frames:
+        marker, late = divmod(obs.frame, spec.burst_every)
+        if late > slack:
+            continue
+        key = (obs.turn, marker)
+        if key not in best or late < best[key][0]:
+            best[key] = (late, obs)
+    out = [
+        VideoObservation(obs.time - late / spec.fps, marker * spec.burst_every, obs.turn)
+        for (_, marker), (late, obs) in best.items()
+    ]
+    return sorted(out, key=lambda o: o.time)
+
+
 def analyze_sync(
     video: Iterable[VideoLike],
     audio: Iterable[BurstLike],
     *,
     spec: MarkerSpec = DEFAULT_SPEC,
     max_offset: float | None = None,
+    frame_slack: int = 0,
 ) -> SyncReport:
     """Pair marker frames with bursts and summarise the offsets.
 
@@ -147,12 +168,19 @@ def analyze_sync(
     fine: the first appearance of each frame counts). ``audio``: ``(time, code)`` or
     :class:`AudioBurst`. ``max_offset`` (s) bounds a pairing; by default half the time after
     which a burst code repeats (2 s with the default spec), which is also the largest offset
-    that can be measured unambiguously.
+    that can be measured unambiguously. ``frame_slack``: where a marker frame never arrived
+    (a video encoder under load drops frames), the first of the next ``frame_slack`` frames
+    stands in for it, its time taken back by its distance in frame periods, which keeps its
+    offset that frame's own.
     """
     limit = spec.period * spec.modulus / 2 if max_offset is None else max_offset
     if not limit > 0:
         raise ValueError(f"max_offset must be positive, got {max_offset}")
-    markers = [o for o in first_appearances(video) if o.frame % spec.burst_every == 0]
+    if not (isinstance(frame_slack, int) and 0 <= frame_slack < spec.burst_every):
+        raise ValueError(
+            f"frame_slack must be an int in [0, {spec.burst_every}), got {frame_slack}"
+        )
+    markers = _marker_frames(first_appearances(video), spec, frame_slack)
     bursts = sorted(_burst(b) for b in audio)
     burst_times = np.array([t for t, _ in bursts], dtype=np.float64)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from array import array
@@ -312,16 +313,31 @@ class LoopbackCapture:
         since: float | None = None,
         until: float | None = None,
         max_offset: float | None = None,
+        video_delay: float | Callable[[float], float] = 0.0,
+        frame_slack: int = 0,
     ) -> SyncReport:
-        """Pair the markers seen (optionally only within wall times [since, until])."""
+        """Pair the markers seen (optionally only within wall times [since, until]).
+
+        ``video_delay`` (seconds, or a function of a frame's arrival time) shows frames that much
+        later: the report of a receiver that holds video back by it (see
+        :meth:`~.room.RoomViewer.synced_report`). ``frame_slack``: see
+        :func:`~.analysis.analyze_sync` (for video that went through an encoder).
+        """
         self._raise_failure()
 
         def within(t: float) -> bool:
             return (since is None or t >= since) and (until is None or t <= until)
 
-        video = [o for o in self.video_observations() if within(o.time)]
+        delay = video_delay if callable(video_delay) else (lambda _t, d=video_delay: d)
+        video = [
+            dataclasses.replace(o, time=o.time + delay(o.time))
+            for o in self.video_observations()
+            if within(o.time)
+        ]
         audio = [b for b in self._detector.bursts if within(b.time)]
-        return analyze_sync(video, audio, spec=self._spec, max_offset=max_offset)
+        return analyze_sync(
+            video, audio, spec=self._spec, max_offset=max_offset, frame_slack=frame_slack
+        )
 
     @property
     def audio_seconds(self) -> float:

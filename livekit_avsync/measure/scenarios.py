@@ -20,7 +20,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -687,6 +687,21 @@ def _speaking_report(capture: LoopbackCapture, spec: MarkerSpec) -> SyncReport:
     return analyze_sync(video, capture.audio_bursts, spec=spec)
 
 
+Transport = Callable[
+    [rtc.AudioSource, rtc.VideoSource, MarkerSpec],
+    contextlib.AbstractAsyncContextManager[LoopbackCapture],
+]
+
+
+@contextlib.asynccontextmanager
+async def loopback_transport(
+    audio: rtc.AudioSource, video: rtc.VideoSource, spec: MarkerSpec
+) -> AsyncIterator[LoopbackCapture]:
+    """The sources' own local tracks, read back with no room (the loopback bench)."""
+    async with LoopbackCapture.from_sources(audio, video, spec=spec) as capture:
+        yield capture
+
+
 async def run_scenario(
     scenario: str | Scenario,
     implementation: str = "livekit_avsync",
@@ -699,12 +714,15 @@ async def run_scenario(
     stale_audio_grace: float = 0.03,
     stale_video_grace: float | None = None,
     observe: Callable[[SynchronizerLike], None] | None = None,
+    transport: Transport | None = None,
 ) -> ScenarioResult:
     """Run one scenario through a fresh synchronizer on fresh sources and measure it.
 
     ``duration`` defaults to the scenario's full (or ``quick``) length. ``stale_video_grace``
     defaults to one output frame period. ``observe(sync)`` is called with the synchronizer once
-    it exists (e.g. to sample its stats while the run goes on).
+    it exists (e.g. to sample its stats while the run goes on). ``transport(audio, video, spec)``
+    carries the sources to the capture that measures them: by default local tracks read back
+    (the loopback bench); :func:`~.room_bench.room_transport` goes through a real room.
     """
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     if implementation not in IMPLEMENTATIONS:
@@ -724,7 +742,7 @@ async def run_scenario(
     video = rtc.VideoSource(width, height)
     started = time.monotonic()
     try:
-        async with LoopbackCapture.from_sources(audio, video, spec=spec) as capture:
+        async with (transport or loopback_transport)(audio, video, spec) as capture:
             await asyncio.sleep(0.05)  # the streams are open before the first frame
             sync = IMPLEMENTATIONS[implementation](audio, video, sc.settings)
             try:

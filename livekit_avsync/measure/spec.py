@@ -76,3 +76,7 @@ class MarkerSpec:
 
 
 DEFAULT_SPEC = MarkerSpec()
+
+AVATAR_SPEC = MarkerSpec(bed_level=0.0)
+"""Markers for an avatar's own output: silence between the bursts, so the avatar's speech and its
+silence after a barge-in can be heard apart from the markers."""

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 from livekit import rtc
 
-from ..measure.markers import MarkerCode
 from ..providers.face import FaceRenderer
+from .markers import MarkerCode
 
 __all__ = ["ViewerLog"]
 

@@ -1,0 +1,169 @@
+"""The keyless example worker as a user runs it (``python examples/local_avatar_agent.py start``)
+on a real LiveKit server, seen by a real participant: dispatch, one stream, lip-sync, barge-in
+by the user's own voice, leaving with the user or the room, and SIGTERM.
+
+The worker runs with ``AVSYNC_MARKERS=1`` (its LocalAvatar stamps measurement markers) at
+640x360, and ``AVSYNC_LOAD_THRESHOLD=1`` because this machine is kept busy on purpose: the
+default threshold (0.7 of machine CPU) would mark it full. Bounds are for a busy machine; the
+benchmark reports the real figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from e2e_server import ServerInfo
+from livekit import api, rtc
+from room_helpers import (
+    joined,
+    server_api,
+    track_streams,
+    unique_room,
+    wait_bursts_since,
+)
+from worker_process import WorkerProcess
+
+from livekit_avsync.demo.clip import REPLY, load_clip
+from livekit_avsync.measure import AVATAR_SPEC
+from livekit_avsync.measure.barge_in import barge_in_figures, speak_into_room
+from livekit_avsync.measure.room import RoomViewer
+from livekit_avsync.measure.viewer import ViewerLog
+from livekit_avsync.providers.face import FaceRenderer
+
+WIDTH, HEIGHT = 640, 360
+SKEW_P95_MS = 40.0
+WARMUP_S = 2.0  # the subscriber's jitter buffer settles in its first second
+REPLY_SECONDS = load_clip(REPLY).duration
+
+
+@pytest.fixture(scope="module")
+def worker(livekit_server: ServerInfo) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(
+        livekit_server,
+        "local_avatar_agent.py",
+        AVSYNC_MARKERS="1",
+        AVSYNC_VIDEO_SIZE=f"{WIDTH}x{HEIGHT}",
+        AVSYNC_LOAD_THRESHOLD="1",
+    )
+    try:
+        process.wait_for("registered worker", timeout=90)
+        yield process
+    finally:
+        process.close()
+
+
+def viewer_log() -> ViewerLog:
+    spec = AVATAR_SPEC
+    return ViewerLog(
+        FaceRenderer(WIDTH, HEIGHT),
+        marker_tones=spec.frequencies,
+        marker_peak=spec.burst_level * 2 * 0.14,
+    )
+
+
+async def participants(server: ServerInfo, room: str) -> list[str]:
+    async with server_api(server) as client:
+        listing = await client.room.list_participants(api.ListParticipantsRequest(room=room))
+    return [p.identity for p in listing.participants]
+
+
+async def wait_gone(server: ServerInfo, room: str, identity: str, timeout: float) -> float:
+    start = time.monotonic()
+    while identity in await participants(server, room):
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{identity} still in {room} {timeout:g} s later")
+        await asyncio.sleep(0.2)
+    return time.monotonic() - start
+
+
+async def test_dispatched_agent_publishes_one_stream_in_sync_and_leaves_with_the_user(
+    livekit_server: ServerInfo, worker: WorkerProcess
+) -> None:
+    room_name = unique_room("worker")
+    async with joined(livekit_server, room_name, "user") as room:
+        viewer = RoomViewer(room)  # the agent joins by automatic dispatch
+        await viewer.start(timeout=60)
+        assert viewer.participant is not None
+        agent = viewer.participant.identity
+        assert viewer.participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        assert await track_streams(livekit_server, room_name, agent) == {
+            rtc.TrackSource.SOURCE_MICROPHONE: "avatar",
+            rtc.TrackSource.SOURCE_CAMERA: "avatar",
+        }
+        await asyncio.sleep(WARMUP_S)
+        since = time.monotonic()
+        await wait_bursts_since(viewer.capture, since, 20, timeout=40)  # greeting, then idle
+        report, raw = viewer.synced_report(since), viewer.raw_report(since)
+        await viewer.aclose()
+        assert report.paired >= 15, report.summary()
+        assert report.p95_abs_ms is not None and report.p95_abs_ms <= SKEW_P95_MS, (
+            f"synced: {report.summary()}; raw: {raw.summary()}"
+        )
+    left = await wait_gone(livekit_server, room_name, agent, timeout=15)
+    assert left < 15
+    assert worker.problems() == [], worker.tail()
+
+
+async def test_deleting_the_room_ends_the_job_cleanly(
+    livekit_server: ServerInfo, worker: WorkerProcess
+) -> None:
+    room_name = unique_room("delete")
+    async with joined(livekit_server, room_name, "user") as room:
+        viewer = RoomViewer(room)
+        await viewer.start(timeout=60)
+        job_ends_before = len(worker.record_times("process exiting"))
+        async with server_api(livekit_server) as client:
+            await client.room.delete_room(api.DeleteRoomRequest(room=room_name))
+        await viewer.aclose()
+    deadline = time.monotonic() + 15
+    while len(worker.record_times("process exiting")) <= job_ends_before:
+        assert time.monotonic() < deadline, worker.tail()
+        await asyncio.sleep(0.2)
+    assert worker.problems() == [], worker.tail()
+
+
+async def test_the_users_voice_cuts_the_avatar_and_its_reply_plays_in_sync(
+    livekit_server: ServerInfo, worker: WorkerProcess
+) -> None:
+    room_name = unique_room("barge-in")
+    log = viewer_log()
+    voice = load_clip(REPLY, sample_rate=48000)  # the user says: "Oh, sorry! Go ahead."
+    async with joined(livekit_server, room_name, "user") as room:
+        viewer = RoomViewer(room, on_video=log.on_video, on_audio=log.on_audio)
+        await viewer.start(timeout=60)
+        capture = viewer.capture
+        await capture.wait_until(lambda: log.speech_times().size > 0, timeout=20)  # greeting
+        greeting_start = float(log.speech_times()[0])
+        # barge in 4.5 s into the 9.6 s greeting (after livekit-agents' 3 s AEC warm-up)
+        await asyncio.sleep(max(0.0, greeting_start + 4.5 - time.monotonic()))
+        interrupts_before = len(worker.record_times("avatar interrupted"))
+        onset, user_end = await speak_into_room(room, voice.samples, voice.sample_rate)
+        await asyncio.sleep(3.0)  # the user's turn ends (VAD), the 1.8 s reply plays
+        await viewer.aclose()
+    interrupts = worker.record_times("avatar interrupted")[interrupts_before:]
+    assert len(interrupts) >= 1, f"the agent was never interrupted:\n{worker.tail()}"
+    wall_to_mono = time.time() - time.monotonic()
+    interrupt = interrupts[0] - wall_to_mono
+    figures = barge_in_figures(
+        log, onset, user_end, interrupt=interrupt, grace=0.25, bursts=capture.audio_bursts
+    )
+    assert 0 < interrupt - onset < 2.0, figures  # VAD + min_interruption_duration (0.5 s)
+    assert figures.silence_after_interrupt is not None, figures
+    assert figures.silence_after_interrupt <= 0.25, figures
+    assert figures.mouth_after_interrupt is not None and figures.mouth_after_interrupt <= 0.3
+    assert figures.stale_seconds == 0.0, figures  # nothing of the cut greeting afterwards
+    assert figures.reply_start is not None, figures
+    assert figures.reply_seconds <= REPLY_SECONDS + 0.5, figures  # the reply, not the greeting
+    reply = viewer.synced_report(since=figures.reply_start, until=figures.reply_start + 3.0)
+    assert reply.paired >= 3, reply.summary()
+    assert reply.p95_abs_ms is not None and reply.p95_abs_ms <= SKEW_P95_MS, reply.summary()
+    assert worker.problems() == [], worker.tail()
+
+
+def test_worker_exits_promptly_on_sigterm(worker: WorkerProcess) -> None:
+    assert worker.terminate(timeout=10) < 10
+    assert worker.process.returncode == 0, worker.tail()
+    assert worker.problems() == [], worker.tail()

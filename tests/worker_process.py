@@ -1,0 +1,105 @@
+"""An example worker run as a user runs it (``python examples/NAME.py start``), for e2e tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from e2e_server import ServerInfo
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+class WorkerProcess:
+    """The worker subprocess, its log (JSON lines in ``start`` mode) and its shutdown."""
+
+    def __init__(self, server: ServerInfo, script: str, *args: str, **env: str) -> None:
+        self._log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
+        self.log_path = Path(self._log.name)
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "AVSYNC_"))
+        }
+        environment.update(server.env())
+        environment.update(env)
+        self.process = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / script), "start", *args],
+            cwd=EXAMPLES,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every JSON log record so far."""
+        out = []
+        for line in self.text().splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+    def record_times(self, message: str) -> list[float]:
+        """Wall times (``time.time()``) of the records whose message starts with ``message``."""
+        return [
+            datetime.fromisoformat(r["timestamp"]).timestamp()
+            for r in self.records()
+            if str(r.get("message", "")).startswith(message)
+        ]
+
+    def wait_for(self, message: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}):\n{self.tail()}")
+            if message in self.text():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"worker did not log {message!r} within {timeout:g} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.text().splitlines()[-lines:])
+
+    def problems(self) -> list[str]:
+        """Tracebacks, and error records of the agent and of livekit_avsync. (The Rust SDK's own
+        ``livekit`` logger reports a room the server deleted as an error: not a failure.)"""
+        found = [line for line in self.text().splitlines() if "Traceback" in line]
+        found += [
+            str(r.get("message"))
+            for r in self.records()
+            if r.get("level") in ("ERROR", "CRITICAL") and r.get("name") != "livekit"
+        ]
+        return found
+
+    def terminate(self, timeout: float) -> float:
+        """SIGTERM; seconds until it exited (kills it and raises if longer than ``timeout``)."""
+        start = time.monotonic()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+                raise AssertionError(f"worker still running {timeout:g} s after SIGTERM") from None
+        return time.monotonic() - start
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._log.close()
+        self.log_path.unlink(missing_ok=True)
