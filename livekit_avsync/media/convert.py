@@ -33,6 +33,7 @@ __all__ = [
     "check_audio_frame",
     "i420_frame",
     "to_mono",
+    "video_to_i420",
     "video_to_rtc",
 ]
 
@@ -77,30 +78,40 @@ _AV_FORMATS = {
 def video_to_rtc(frame: VideoLike) -> rtc.VideoFrame:
     """Return the I420 ``rtc.VideoFrame`` a ``VideoSource`` can safely take for ``frame``.
 
+    :func:`video_to_i420` (validation, then conversion plane by plane), then odd sides padded
+    to even and sides under :data:`MIN_VIDEO_SIDE` padded up to it, repeating the last
+    row/column (no content is cropped). libwebrtc aborts the process on NV12, on I010 and on
+    tiny I420 frames, so nothing else is ever handed to it. Even-sided I420 of at least
+    :data:`MIN_VIDEO_SIDE` passes through unchanged.
+    """
+    frame = video_to_i420(frame)
+    width, height = frame.width, frame.height
+    if _padded_size(width, height) == (width, height):
+        return frame
+    y, u, v = _rtc_planes(frame)
+    return i420_frame(*_pad_planes(y, u, v, width, height))
+
+
+def video_to_i420(frame: VideoLike) -> rtc.VideoFrame:
+    """An I420 ``rtc.VideoFrame`` of ``frame``'s own size (what the recorder stores).
+
     Validated first (:func:`~livekit_avsync.media.validate.check_video_frame`): a short buffer,
     an unknown type or a bad size raises :class:`InvalidFrame` (a ``ValueError``) naming the
-    field; anything that is not a video frame raises ``TypeError``. Then, plane by plane:
-
-    - I420 with even sides of at least :data:`MIN_VIDEO_SIDE` passes through unchanged;
-    - I420A drops its alpha plane; every other ``rtc`` type (NV12, I422, I444, I010, RGB
-      and RGBA orders) and every PyAV pixel format is converted to yuv420p by PyAV;
-    - odd sides are padded to even and sides under :data:`MIN_VIDEO_SIDE` padded up to it,
-      repeating the last row/column (no content is cropped). libwebrtc aborts on NV12 and on
-      tiny I420 frames, so nothing else is ever handed to it.
+    field; anything that is not a video frame raises ``TypeError``. I420 passes through, I420A
+    drops its alpha plane, every other ``rtc`` type (NV12, I422, I444, I010, RGB and RGBA
+    orders) and every PyAV pixel format is converted to yuv420p by PyAV, plane by plane.
     """
     check_video_frame(frame)
     if isinstance(frame, rtc.VideoFrame):
-        width, height = frame.width, frame.height
-        if frame.type == _I420 and _padded_size(width, height) == (width, height):
+        if frame.type == _I420:
             return frame
-        if frame.type in (_I420, _T.I420A):
-            y, u, v = _rtc_planes(frame)[:3]  # I420A: the alpha plane is simply left behind
+        if frame.type == _T.I420A:
+            y, u, v = _rtc_planes(frame)[:3]  # the alpha plane is simply left behind
         else:
             y, u, v = _yuv420_planes(_rtc_to_av(frame))
     else:
-        width, height = frame.width, frame.height
         y, u, v = _yuv420_planes(frame)
-    return i420_frame(*_pad_planes(y, u, v, width, height))
+    return i420_frame(y, u, v)
 
 
 def _padded_size(width: int, height: int) -> tuple[int, int]:

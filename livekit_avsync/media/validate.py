@@ -114,7 +114,7 @@ def check_audio_frame(frame: rtc.AudioFrame | av.AudioFrame) -> None:
     if isinstance(frame, av.AudioFrame):
         _check_rate_and_channels(frame.sample_rate, len(frame.layout.channels))
         if frame.samples <= 0:
-            raise InvalidFrame("audio.samples", f"must be positive, got {frame.samples}")
+            raise InvalidFrame("audio.samples", f"the frame is empty ({frame.samples} samples)")
         if frame.format.name not in _AV_SAMPLE_FORMATS:
             raise InvalidFrame("audio.format", f"sample format {frame.format.name!r} unsupported")
         return
@@ -123,7 +123,7 @@ def check_audio_frame(frame: rtc.AudioFrame | av.AudioFrame) -> None:
     _check_rate_and_channels(frame.sample_rate, frame.num_channels)
     n = frame.samples_per_channel
     if not isinstance(n, int) or n <= 0:
-        raise InvalidFrame("audio.samples_per_channel", f"must be positive, got {n!r}")
+        raise InvalidFrame("audio.samples_per_channel", f"the frame is empty ({n!r} samples)")
     need = n * frame.num_channels * 2
     have = frame.data.nbytes
     if have < need:
