@@ -62,7 +62,7 @@ class AvatarSession:
         stream_name: str = "avatar",
         sync_options: dict[str, Any] | None = None,
         connect_timeout: float = 30.0,
-        close_timeout: float = 30.0,
+        close_timeout: float = 60.0,
     ) -> None:
         if video_width <= 0 or video_height <= 0:
             raise ValueError(f"video size must be positive, got {video_width}x{video_height}")
@@ -311,16 +311,12 @@ class AvatarSession:
 
     def _reject(self, kind: str, exc: Exception) -> None:
         """Drop a provider frame that failed validation: counted, logged once per kind."""
-        key = getattr(exc, "field", None) or f"{kind}.{type(exc).__name__}"
+        field = getattr(exc, "field", None)
+        key = field or f"{kind}.{type(exc).__name__}"
         self._rejected[key] += 1
         if self._rejected[key] == 1:
-            logger.warning(
-                "dropping %s frames from %s that fail validation (%s): %s",
-                kind,
-                self._provider.label,
-                key,
-                exc,
-            )
+            why = str(exc) if field else f"{key}: {exc}"
+            logger.warning("dropping %s frames from %s: %s", kind, self._provider.label, why)
 
     async def _forward_audio(self) -> None:
         sync, output = self.synchronizer, self.audio_output
