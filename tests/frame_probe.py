@@ -43,12 +43,12 @@ class ProbeResult:
 
 
 def run_probe(
-    cases: list[dict[str, Any]], *, via: str = "sync", timeout: float = 120
+    cases: list[dict[str, Any]], *, via: str = "sync", pace: float = 2 / FPS, timeout: float = 120
 ) -> ProbeResult:
     """Run ``cases`` in a fresh interpreter; the timeout is generous: the machine may be busy."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), *sys.path]))
     proc = subprocess.run(
-        [sys.executable, __file__, via],
+        [sys.executable, __file__, via, str(pace)],
         input=json.dumps(cases),
         capture_output=True,
         text=True,
@@ -98,7 +98,16 @@ def _outcome(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}:{exc}"
 
 
-async def _child(via: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
+def _build(case: dict[str, Any]) -> Any:
+    """The case's frame, or None when even its constructor refuses it (rtc.AudioFrame checks
+    the buffer length itself)."""
+    try:
+        return _make(case)
+    except ValueError:
+        return None
+
+
+async def _child(via: str, pace: float, cases: list[dict[str, Any]]) -> dict[str, Any]:
     import numpy as np
     from livekit import rtc
 
@@ -136,13 +145,17 @@ async def _child(via: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
         readers.append(asyncio.create_task(read_video(video_source)))
         sync = AVSynchronizer(audio_source=audio_source, video_source=video_source, video_fps=FPS)
         for case in cases:
+            frame = _build(case)
+            if frame is None:
+                report["outcomes"].append("unbuildable")
+                continue
             error: BaseException | None = None
             try:
-                await asyncio.wait_for(sync.push(_make(case), case.get("timestamp")), 10)
+                await asyncio.wait_for(sync.push(frame, case.get("timestamp")), 10)
             except (ValueError, TypeError, RuntimeError) as exc:
                 error = exc
             report["outcomes"].append(_outcome(error))
-            await asyncio.sleep(2 / FPS if "video" in case["kind"] else 0.002)  # each one shown
+            await asyncio.sleep(pace if "video" in case["kind"] else 0.002)  # each one shown
         await asyncio.sleep(0.5)  # the video loop sends what it queued
         report["audio_admitted"] = sync.audio_admitted
         sync.clear_queue_nowait()  # no need to play the queued audio out
@@ -151,7 +164,7 @@ async def _child(via: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
         for source in (audio_source, video_source):
             await source.aclose()
     else:
-        frames = [_make(case) for case in cases]
+        frames = [_build(case) for case in cases]
 
         class ListProvider(AvatarProvider):
             """Yields the cases' frames: audio ones from audio_frames, video ones from
@@ -175,7 +188,10 @@ async def _child(via: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
             async def _frames(self, audio: bool) -> AsyncIterator[OutputFrame]:
                 for case, frame in zip(cases, frames, strict=True):
                     is_audio = case["kind"] in ("audio", "av_audio")
-                    if (is_audio != case.get("wrong_iterator", False)) == audio:
+                    if (
+                        frame is not None
+                        and (is_audio != case.get("wrong_iterator", False)) == audio
+                    ):
                         yield OutputFrame(frame, case.get("timestamp"))
                         await asyncio.sleep(0.002)
                 await asyncio.sleep(3600)  # the provider stays up: the session must too
@@ -217,5 +233,5 @@ async def _child(via: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    report = asyncio.run(_child(sys.argv[1], json.loads(sys.stdin.read())))
+    report = asyncio.run(_child(sys.argv[1], float(sys.argv[2]), json.loads(sys.stdin.read())))
     print(json.dumps(report), flush=True)
