@@ -14,7 +14,7 @@ from livekit.agents import AgentSession
 from room_stand_in import RoomStandIn
 
 from livekit_avsync import AvatarSession, LocalAvatar
-from livekit_avsync.providers.base import OutputFrame
+from livekit_avsync.providers.base import OutputFrame, ProviderError
 
 W, H, FPS, SR = 64, 48, 25, 24000
 
@@ -131,3 +131,24 @@ async def test_close_is_bounded_with_a_provider_that_swallows_cancellation(
     for task in abandoned:  # the provider gives in to a second cancellation
         task.cancel()
     await asyncio.wait(abandoned, timeout=5)
+
+
+class FailingStart(LocalAvatar):
+    async def start(self, *, room: rtc.Room | None = None) -> None:
+        await asyncio.sleep(0.05)
+        raise ProviderError("the avatar service refused the session")
+
+
+async def test_a_failed_start_raises_at_once_and_leaves_nothing() -> None:
+    before = set(asyncio.all_tasks())
+    room, session = RoomStandIn(), AgentSession()
+    avatar = avatar_with(local(FailingStart))
+    began = time.monotonic()
+    with pytest.raises(ProviderError, match="refused"):
+        await asyncio.wait_for(avatar.start(session, room), 10)  # type: ignore[arg-type]
+    assert time.monotonic() - began < 10  # not the close_timeout of a wait on itself
+    await asyncio.sleep(0.1)
+    assert running(before) == []
+    assert session.output.audio is None and not room.local_participant.published
+    with pytest.raises(RuntimeError, match="closed"):
+        await avatar.start(session, room)  # type: ignore[arg-type]

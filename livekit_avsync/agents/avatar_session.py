@@ -159,6 +159,13 @@ class AvatarSession:
         self._starting = asyncio.Event()
         try:
             await self._start(agent_session, room)
+        except BaseException as exc:
+            self._starting.set()
+            if self._closed:  # aclose() came during start(): it tears everything down
+                await self._unpublish_tracks()  # any published after the teardown's unpublish
+                raise RuntimeError("AvatarSession was closed during start()") from exc
+            await self.aclose()  # a failed start leaves nothing open
+            raise
         finally:
             self._starting.set()
 
@@ -181,18 +188,11 @@ class AvatarSession:
             provider=self._provider, synchronizer=self._sync, on_interrupt=self._interrupt
         )
         self._on(self._provider, "disconnected", self._on_provider_disconnected)
-        try:
-            await self._provider.start(room=room)
+        await self._provider.start(room=room)
+        self._check_not_closed()
+        if room is not None:
+            await self._publish_tracks(room)
             self._check_not_closed()
-            if room is not None:
-                await self._publish_tracks(room)
-                self._check_not_closed()
-        except BaseException as exc:
-            if self._closed:  # aclose() came during start(): it tears everything down
-                await self._unpublish_tracks()  # any published after the teardown's unpublish
-                raise RuntimeError("AvatarSession was closed during start()") from exc
-            await self.aclose()  # a failed start leaves nothing open
-            raise
         if room is not None:
             self._on(room, "disconnected", self._on_room_disconnected)
         self._on(agent_session, "close", self._on_session_close)
