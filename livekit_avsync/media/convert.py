@@ -17,6 +17,7 @@ from livekit import rtc
 from .validate import (
     InvalidFrame,
     check_audio_frame,
+    check_av_audio_frame,
     check_video_frame,
     declared_samples,
     plane_layout,
@@ -188,14 +189,17 @@ def audio_to_rtc(frame: AudioLike) -> rtc.AudioFrame:
     ``av.AudioFrame`` of any sample format (packed or planar, int or float) is converted with
     numpy.
     """
-    check_audio_frame(frame)
     if isinstance(frame, rtc.AudioFrame):
+        check_audio_frame(frame)
         if frame.data.nbytes == frame.samples_per_channel * frame.num_channels * 2:
             return frame
         samples = declared_samples(frame)  # the buffer is longer than the frame: cut it
         return rtc.AudioFrame(
             samples.tobytes(), frame.sample_rate, frame.num_channels, samples.shape[0]
         )
+    if not isinstance(frame, av.AudioFrame):
+        raise TypeError(f"expected rtc.AudioFrame or av.AudioFrame, got {type(frame).__name__}")
+    check_av_audio_frame(frame)
     channels = len(frame.layout.channels)
     samples = frame.to_ndarray()
     if frame.format.is_planar:

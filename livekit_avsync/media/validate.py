@@ -19,6 +19,7 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "InvalidFrame",
     "check_audio_frame",
+    "check_av_audio_frame",
     "check_frame",
     "check_source_open",
     "check_video_frame",
@@ -107,19 +108,22 @@ def _check_rate_and_channels(rate: object, channels: object) -> None:
         raise InvalidFrame("audio.num_channels", f"must be 1..{MAX_CHANNELS}, got {channels!r}")
 
 
-def check_audio_frame(frame: rtc.AudioFrame | av.AudioFrame) -> None:
-    """Raise :class:`InvalidFrame` unless ``frame`` has a usable rate, channel count, sample
-    count and sample format, and a buffer holding every declared sample. ``TypeError`` for
-    anything that is not an audio frame."""
-    if isinstance(frame, av.AudioFrame):
-        _check_rate_and_channels(frame.sample_rate, len(frame.layout.channels))
-        if frame.samples <= 0:
-            raise InvalidFrame("audio.samples", f"the frame is empty ({frame.samples} samples)")
-        if frame.format.name not in _AV_SAMPLE_FORMATS:
-            raise InvalidFrame("audio.format", f"sample format {frame.format.name!r} unsupported")
-        return
+def check_av_audio_frame(frame: av.AudioFrame) -> None:
+    """Raise :class:`InvalidFrame` unless the PyAV frame has a usable rate, channel count,
+    sample count and a sample format we convert."""
+    _check_rate_and_channels(frame.sample_rate, len(frame.layout.channels))
+    if frame.samples <= 0:
+        raise InvalidFrame("audio.samples", f"the frame is empty ({frame.samples} samples)")
+    if frame.format.name not in _AV_SAMPLE_FORMATS:
+        raise InvalidFrame("audio.format", f"sample format {frame.format.name!r} unsupported")
+
+
+def check_audio_frame(frame: rtc.AudioFrame) -> None:
+    """Raise :class:`InvalidFrame` unless ``frame`` has a usable rate, channel count and sample
+    count, and a buffer holding every declared sample. ``TypeError`` for anything that is not
+    an ``rtc.AudioFrame`` (what providers' ``push_audio`` takes)."""
     if not isinstance(frame, rtc.AudioFrame):
-        raise TypeError(f"expected rtc.AudioFrame or av.AudioFrame, got {type(frame).__name__}")
+        raise TypeError(f"expected rtc.AudioFrame, got {type(frame).__name__}")
     _check_rate_and_channels(frame.sample_rate, frame.num_channels)
     n = frame.samples_per_channel
     if not isinstance(n, int) or n <= 0:
@@ -135,7 +139,9 @@ def check_audio_frame(frame: rtc.AudioFrame | av.AudioFrame) -> None:
 
 def check_frame(frame: object) -> None:
     """Validate any frame ``AVSynchronizer.push`` takes; ``TypeError`` for anything else."""
-    if isinstance(frame, (rtc.AudioFrame, av.AudioFrame)):
+    if isinstance(frame, av.AudioFrame):
+        check_av_audio_frame(frame)
+    elif isinstance(frame, rtc.AudioFrame):
         check_audio_frame(frame)
     elif isinstance(frame, (rtc.VideoFrame, av.VideoFrame)):
         check_video_frame(frame)
