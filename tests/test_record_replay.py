@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from livekit_avsync.media.convert import i420_frame, video_to_rtc
+from livekit_avsync.media.convert import i420_frame, video_to_i420
 from livekit_avsync.providers.base import (
     AvatarProvider,
     OutputFrame,
@@ -208,7 +208,7 @@ async def test_tap_records_a_live_provider_and_replay_is_identical_and_on_time(
         pcm: list[bytes] = []
         for packet in container.demux(video, audio):
             if packet.stream is video:
-                decoded += [video_to_rtc(f) for f in packet.decode()]  # type: ignore[arg-type]
+                decoded += [video_to_i420(f) for f in packet.decode()]  # type: ignore[arg-type]
             elif packet.size:
                 pcm.append(bytes(packet))
     assert [planes(f) for f in decoded] == [planes(o.frame) for _, o in recorded["video"]]  # type: ignore[arg-type]
@@ -402,8 +402,8 @@ async def test_video_before_audio_odd_rgba_and_pyav_frames_round_trip(
     frames = [picture(0, 33, 17), rgba, pyav]
     expected = [
         planes(frames[0]),
-        planes(rgba.convert(rtc.VideoBufferType.I420)),  # stored as the I420 it publishes as
-        planes(video_to_rtc(pyav)),
+        planes(video_to_i420(rgba)),  # stored as I420 of its own size, converted by PyAV
+        planes(video_to_i420(pyav)),
     ]
     stereo = [tone(i, True, channels=2) for i in range(5)]
     async with ProviderRecorder(path) as rec:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import av
 import numpy as np
 from livekit import rtc
 
 from ..media.convert import audio_to_rtc
+from ..media.validate import declared_samples
 from ..output.synchronizer import AVSynchronizer
 from ..providers.base import AvatarProvider, OutputFrame
 from .audio_output import AvatarAudioOutput
@@ -26,6 +29,7 @@ logger = logging.getLogger("livekit_avsync")
 _POLL_S = 0.01
 _END_GRACE_S = 1.0  # after the provider's output ends: wait for its other stream, then playout
 _SPEECH_RMS = 32768.0 * 10 ** (-45 / 20)  # loudness that counts as speech for untagged audio
+_TASK_CANCEL_S = 2.0  # how long a cancelled task may take to finish before it is abandoned
 
 
 class AvatarSession:
@@ -58,6 +62,7 @@ class AvatarSession:
         stream_name: str = "avatar",
         sync_options: dict[str, Any] | None = None,
         connect_timeout: float = 30.0,
+        close_timeout: float = 60.0,
     ) -> None:
         if video_width <= 0 or video_height <= 0:
             raise ValueError(f"video size must be positive, got {video_width}x{video_height}")
@@ -65,6 +70,8 @@ class AvatarSession:
             raise ValueError(f"video_fps must be positive, got {video_fps}")
         if audio_channels not in (1, 2):
             raise ValueError(f"audio_channels must be 1 or 2, got {audio_channels}")
+        if close_timeout <= 0:
+            raise ValueError(f"close_timeout must be positive, got {close_timeout}")
         if provider is None:
             from ..providers.local import LocalAvatar
 
@@ -77,6 +84,7 @@ class AvatarSession:
         self._stream_name = stream_name
         self._sync_options = dict(sync_options or {})
         self._connect_timeout = connect_timeout
+        self._close_timeout = close_timeout
         self._room: rtc.Room | None = None
         self._agent_session: AgentSession | None = None
         self._audio_source: rtc.AudioSource | None = None
@@ -88,8 +96,12 @@ class AvatarSession:
         self._min_generation = 0
         self._closing: asyncio.Task[None] | None = None
         self._finishing: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Event | None = None  # set when start() has returned or raised
+        self._previous_output: Any = None
         self._closed = False
         self._listeners: list[tuple[Any, str, Callable[..., None]]] = []
+        self._rejected: Counter[str] = Counter()
 
     # -- accessors -----------------------------------------------------------------------------
 
@@ -125,6 +137,13 @@ class AvatarSession:
     def publications(self) -> list[rtc.LocalTrackPublication]:
         return list(self._publications)
 
+    @property
+    def rejected_frames(self) -> dict[str, int]:
+        """Provider frames dropped because they failed validation, by what was wrong
+        (``"video.data"``, ``"audio.sample_rate"``, ``"video.wrong_kind"``...). Each kind is
+        logged once as a warning; the session keeps running."""
+        return dict(self._rejected)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, agent_session: AgentSession, room: rtc.Room | None = None) -> None:
@@ -133,8 +152,24 @@ class AvatarSession:
         Call it before ``agent_session.start(...)``. ``room`` may be None to run without
         publishing (the sources are still fed, e.g. for local tests and the offline demo).
         """
+        if self._closed:
+            raise RuntimeError("AvatarSession is closed: start() cannot run after aclose()")
         if self._sync is not None:
             raise RuntimeError("AvatarSession.start() was already called")
+        self._starting = asyncio.Event()
+        try:
+            await self._start(agent_session, room)
+        except BaseException as exc:
+            self._starting.set()
+            if self._closed:  # aclose() came during start(): it tears everything down
+                await self._unpublish_tracks()  # any published after the teardown's unpublish
+                raise RuntimeError("AvatarSession was closed during start()") from exc
+            await self.aclose()  # a failed start leaves nothing open
+            raise
+        finally:
+            self._starting.set()
+
+    async def _start(self, agent_session: AgentSession, room: rtc.Room | None) -> None:
         self._room, self._agent_session = room, agent_session
         self._audio_source = rtc.AudioSource(self._sample_rate, self._channels, queue_size_ms=100)
         self._video_source = rtc.VideoSource(self._width, self._height)
@@ -154,10 +189,14 @@ class AvatarSession:
         )
         self._on(self._provider, "disconnected", self._on_provider_disconnected)
         await self._provider.start(room=room)
+        self._check_not_closed()
         if room is not None:
             await self._publish_tracks(room)
+            self._check_not_closed()
+        if room is not None:
             self._on(room, "disconnected", self._on_room_disconnected)
         self._on(agent_session, "close", self._on_session_close)
+        self._previous_output = agent_session.output.audio
         agent_session.output.audio = self._output
         self._tasks = [
             asyncio.create_task(self._forward_audio(), name="avsync-forward-audio"),
@@ -169,37 +208,68 @@ class AvatarSession:
         self._register_shutdown()
 
     async def aclose(self) -> None:
-        """Unpublish the tracks, stop the provider, cancel every task. Idempotent."""
-        if self._closed:
-            return
+        """Unpublish the tracks, stop the provider, cancel every task. Idempotent.
+
+        Safe at any moment: before, during (``start()`` then raises) or after ``start()``, twice
+        or concurrently (every caller waits for the one teardown). The session's audio output
+        is given back to what it was before ``start()``. Bounded: a task that ignores
+        cancellation is abandoned after a moment and a provider whose ``aclose()`` takes longer
+        than ``close_timeout`` is left behind, both logged as errors.
+        """
         self._closed = True
+        if self._close_task is None:
+            self._close_task = asyncio.create_task(self._teardown(), name="avsync-close")
+            self._close_task.add_done_callback(_log_failure)
+        if self._close_task is not asyncio.current_task():
+            await asyncio.shield(self._close_task)
+
+    def _check_not_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("AvatarSession was closed during start()")
+
+    async def _teardown(self) -> None:
         for emitter, event, handler in self._listeners:
             with contextlib.suppress(Exception):
                 emitter.off(event, handler)
         self._listeners.clear()
-        current = asyncio.current_task()
+        session = self._agent_session
+        if session is not None and self._output is not None:
+            with contextlib.suppress(Exception):
+                if session.output.audio is self._output:
+                    session.output.audio = self._previous_output
+        starting = self._starting
+        if starting is not None and not starting.is_set():
+            # closing the provider first makes a start() that waits on it return at once
+            await self._bounded(self._provider.aclose(), "avatar provider close")
+            await self._bounded(starting.wait(), "start() ending after the close")
+        tasks = list(self._tasks)
         if self._finishing is not None:
-            self._tasks.append(self._finishing)
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            tasks.append(self._finishing)
+        if self._closing is not None and self._closing is not asyncio.current_task():
+            tasks.append(self._closing)
+        await _settle(tasks, _TASK_CANCEL_S)
         self._tasks.clear()
         if self._output is not None:
             await self._output.aclose()
         await self._unpublish_tracks()
-        try:
-            await self._provider.aclose()
-        except Exception:
-            logger.exception("avatar provider failed to close")
+        await self._bounded(self._provider.aclose(), "avatar provider close")
         if self._sync is not None:
             await self._sync.aclose()
         for source in (self._audio_source, self._video_source):
             if source is not None:
                 await source.aclose()
+
+    async def _bounded(self, aw: Any, what: str) -> None:
+        """Await ``aw`` for at most ``close_timeout``; log a failure or overrun and move on."""
+        task = asyncio.ensure_future(aw)
+        done, _ = await asyncio.wait({task}, timeout=self._close_timeout)
+        if not done:
+            logger.error("%s took more than %g s: abandoned", what, self._close_timeout)
+            task.cancel()
+            task.add_done_callback(_log_failure)
+            return
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s failed", what, exc_info=task.exception())
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -239,17 +309,33 @@ class AvatarSession:
         """Tagged frames of the current generation are known fresh: let them through the gate."""
         return self.synchronizer.epoch if item.generation is not None else None
 
+    def _reject(self, kind: str, exc: Exception) -> None:
+        """Drop a provider frame that failed validation: counted, logged once per kind."""
+        field = getattr(exc, "field", None)
+        key = field or f"{kind}.{type(exc).__name__}"
+        self._rejected[key] += 1
+        if self._rejected[key] == 1:
+            why = str(exc) if field else f"{key}: {exc}"
+            logger.warning("dropping %s frames from %s: %s", kind, self._provider.label, why)
+
     async def _forward_audio(self) -> None:
         sync, output = self.synchronizer, self.audio_output
         async for item in self._provider.audio_frames():
             if self._stale(item):
                 continue
-            speech = item.speech
-            if speech is None:
-                speech = _is_loud(audio_to_rtc(item.frame))  # type: ignore[arg-type]
+            if not isinstance(item.frame, (rtc.AudioFrame, av.AudioFrame)):
+                self._reject("audio", _wrong_kind("audio", item.frame))
+                continue
             before = sync.audio_admitted
-            # the frame goes in as it came: a PyAV frame keeps its pts for the synchronizer
-            await sync.push(item.frame, item.timestamp, epoch=self._epoch_for(item))
+            try:
+                speech = item.speech
+                if speech is None:
+                    speech = _is_loud(audio_to_rtc(item.frame))
+                # the frame goes in as it came: a PyAV frame keeps its pts for the synchronizer
+                await sync.push(item.frame, item.timestamp, epoch=self._epoch_for(item))
+            except (ValueError, TypeError) as exc:  # validation: the frame never went in
+                self._reject("audio", exc)
+                continue
             output.on_provider_audio(before, sync.audio_admitted, speech, item.speech is not None)
 
     async def _forward_video(self) -> None:
@@ -257,11 +343,17 @@ class AvatarSession:
         async for item in self._provider.video_frames():
             if self._stale(item):
                 continue
-            await sync.push(item.frame, item.timestamp, epoch=self._epoch_for(item))
+            if not isinstance(item.frame, (rtc.VideoFrame, av.VideoFrame)):
+                self._reject("video", _wrong_kind("video", item.frame))
+                continue
+            try:
+                await sync.push(item.frame, item.timestamp, epoch=self._epoch_for(item))
+            except (ValueError, TypeError) as exc:
+                self._reject("video", exc)
 
     async def _poll_playback(self) -> None:
         output = self.audio_output
-        while True:
+        while not self._closed:
             output.poll()
             await asyncio.sleep(_POLL_S)
 
@@ -287,7 +379,8 @@ class AvatarSession:
             logger.info("closing avatar session: %s", why)
             if self._finishing is not None:
                 self._finishing.cancel()  # no time left for a graceful end
-            self._closing = asyncio.create_task(self.aclose())
+            self._closing = asyncio.create_task(self.aclose(), name="avsync-close-soon")
+            self._closing.add_done_callback(_log_failure)
 
     def _finish_soon(self) -> None:
         """The provider's output ended: let the rest arrive and play out, then close."""
@@ -358,13 +451,41 @@ async def _wait_connected(room: rtc.Room, *, timeout: float) -> None:
         room.off("connection_state_changed", on_state)
 
 
+def _wrong_kind(kind: str, frame: object) -> ValueError:
+    from ..media.validate import InvalidFrame
+
+    return InvalidFrame(
+        f"{kind}.wrong_kind", f"a {type(frame).__name__} came from the {kind} iterator"
+    )
+
+
+async def _settle(
+    tasks: Iterable[asyncio.Future[Any]], timeout: float, cancel: bool = True
+) -> None:
+    """Cancel ``tasks`` (unless ``cancel`` is False) and wait up to ``timeout`` for them to end;
+    a task still running then ignores cancellation: logged and abandoned."""
+    current = asyncio.current_task()
+    pending = {t for t in tasks if t is not current and not t.done()}
+    if not pending:
+        return
+    if cancel:
+        for task in pending:
+            task.cancel()
+    _, stuck = await asyncio.wait(pending, timeout=timeout)
+    if cancel:
+        for task in stuck:
+            name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
+            logger.error("avatar task %s ignored cancellation for %g s: abandoned", name, timeout)
+
+
 def _is_loud(frame: rtc.AudioFrame) -> bool:
-    data = np.frombuffer(frame.data, dtype=np.int16)
+    data = declared_samples(frame)
     if data.size == 0:
         return False
     return float(np.sqrt(np.mean(np.square(data, dtype=np.float64)))) > _SPEECH_RMS
 
 
-def _log_failure(task: asyncio.Task[Any]) -> None:
+def _log_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("avatar provider interrupt failed", exc_info=task.exception())
+        name = task.get_name() if isinstance(task, asyncio.Task) else "avatar task"
+        logger.error("%s failed", name, exc_info=task.exception())

@@ -1,7 +1,8 @@
 """Frame conversion between PyAV and LiveKit, without pixel or sample loops in Python.
 
-Video: ``yuv420p`` is moved plane by plane into an I420 ``rtc.VideoFrame`` (row padding stripped
-with one numpy slice); every other PyAV pixel format goes through PyAV's own ``reformat``. Audio:
+Video: everything becomes an I420 ``rtc.VideoFrame`` with even sides (what libwebrtc takes
+without aborting): I420 planes are moved with numpy slices, every other ``rtc`` type and PyAV
+pixel format goes through PyAV's own ``reformat``. Audio:
 any PyAV sample format becomes interleaved int16 with one vectorised numpy expression.
 """
 
@@ -13,8 +14,19 @@ import av
 import numpy as np
 from livekit import rtc
 
+from .validate import (
+    InvalidFrame,
+    check_audio_frame,
+    check_av_audio_frame,
+    check_video_frame,
+    declared_samples,
+    plane_layout,
+)
+
 __all__ = [
+    "MIN_VIDEO_SIDE",
     "AudioLike",
+    "InvalidFrame",
     "SpeechResampler",
     "VideoLike",
     "audio_to_rtc",
@@ -22,13 +34,15 @@ __all__ = [
     "check_audio_frame",
     "i420_frame",
     "to_mono",
+    "video_to_i420",
     "video_to_rtc",
 ]
 
 AudioLike = rtc.AudioFrame | av.AudioFrame
 VideoLike = rtc.VideoFrame | av.VideoFrame
 
-_I420 = rtc.VideoBufferType.I420
+_T = rtc.VideoBufferType
+_I420 = _T.I420
 
 
 def av_frame_time(frame: av.AudioFrame | av.VideoFrame) -> float | None:
@@ -44,44 +58,118 @@ def av_frame_time(frame: av.AudioFrame | av.VideoFrame) -> float | None:
     return float(frame.pts * time_base)
 
 
-def _plane_bytes(plane: av.video.plane.VideoPlane, width: int, height: int) -> bytes:
-    """Copy one plane, dropping the row padding PyAV keeps for alignment."""
-    if plane.line_size == width:
-        return bytes(plane)
-    rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[:height, :width]
-    return rows.tobytes()
+MIN_VIDEO_SIDE = 16
+"""Smallest width/height handed to a VideoSource. libwebrtc aborts the process on I420 frames
+under 4x4 (``Check failed: width > 0`` once it halves them) and its adapter may scale a frame
+down further when a real track is encoded; smaller frames are padded up to this."""
+
+_AV_FORMATS = {
+    _T.RGBA: "rgba",
+    _T.ABGR: "abgr",
+    _T.ARGB: "argb",
+    _T.BGRA: "bgra",
+    _T.RGB24: "rgb24",
+    _T.I422: "yuv422p",
+    _T.I444: "yuv444p",
+    _T.I010: "yuv420p10le",
+    _T.NV12: "nv12",
+}
 
 
 def video_to_rtc(frame: VideoLike) -> rtc.VideoFrame:
-    """Return an ``rtc.VideoFrame`` for ``frame``.
+    """Return the I420 ``rtc.VideoFrame`` a ``VideoSource`` can safely take for ``frame``.
 
-    ``rtc.VideoFrame`` passes through unchanged (VideoSource accepts all its buffer types).
-    ``av.VideoFrame`` in yuv420p is moved into I420 plane by plane; other pixel formats are
-    converted to yuv420p by PyAV first. Raises ``ValueError`` for empty frames and ``TypeError``
-    for anything that is not a video frame.
+    :func:`video_to_i420` (validation, then conversion plane by plane), then odd sides padded
+    to even and sides under :data:`MIN_VIDEO_SIDE` padded up to it, repeating the last
+    row/column (no content is cropped). libwebrtc aborts the process on NV12, on I010 and on
+    tiny I420 frames, so nothing else is ever handed to it. Even-sided I420 of at least
+    :data:`MIN_VIDEO_SIDE` passes through unchanged.
     """
-    if isinstance(frame, rtc.VideoFrame):
-        if frame.width <= 0 or frame.height <= 0:
-            raise ValueError(f"video frame is empty ({frame.width}x{frame.height})")
-        return frame
-    if not isinstance(frame, av.VideoFrame):
-        raise TypeError(f"expected rtc.VideoFrame or av.VideoFrame, got {type(frame).__name__}")
+    frame = video_to_i420(frame)
     width, height = frame.width, frame.height
-    if width <= 0 or height <= 0:
-        raise ValueError(f"video frame is empty ({width}x{height})")
+    if _padded_size(width, height) == (width, height):
+        return frame
+    y, u, v = _rtc_planes(frame)
+    return i420_frame(*_pad_planes(y, u, v, width, height))
+
+
+def video_to_i420(frame: VideoLike) -> rtc.VideoFrame:
+    """An I420 ``rtc.VideoFrame`` of ``frame``'s own size (what the recorder stores).
+
+    Validated first (:func:`~livekit_avsync.media.validate.check_video_frame`): a short buffer,
+    an unknown type or a bad size raises :class:`InvalidFrame` (a ``ValueError``) naming the
+    field; anything that is not a video frame raises ``TypeError``. I420 passes through, I420A
+    drops its alpha plane, every other ``rtc`` type (NV12, I422, I444, I010, RGB and RGBA
+    orders) and every PyAV pixel format is converted to yuv420p by PyAV, plane by plane.
+    """
+    check_video_frame(frame)
+    if isinstance(frame, rtc.VideoFrame):
+        if frame.type == _I420:
+            return frame
+        if frame.type == _T.I420A:
+            y, u, v = _rtc_planes(frame)[:3]  # the alpha plane is simply left behind
+        else:
+            y, u, v = _yuv420_planes(_rtc_to_av(frame))
+    else:
+        y, u, v = _yuv420_planes(frame)
+    return i420_frame(y, u, v)
+
+
+def _padded_size(width: int, height: int) -> tuple[int, int]:
+    return max(MIN_VIDEO_SIDE, width + width % 2), max(MIN_VIDEO_SIDE, height + height % 2)
+
+
+def _rtc_planes(frame: rtc.VideoFrame) -> list[np.ndarray]:
+    """Views of the planes packed in an ``rtc.VideoFrame``'s buffer, each (rows, row_bytes)."""
+    data = np.frombuffer(frame.data, dtype=np.uint8)
+    planes, offset = [], 0
+    for row_bytes, rows in plane_layout(frame.type, frame.width, frame.height):
+        size = row_bytes * rows
+        planes.append(data[offset : offset + size].reshape(rows, row_bytes))
+        offset += size
+    return planes
+
+
+def _rtc_to_av(frame: rtc.VideoFrame) -> av.VideoFrame:
+    """Move an ``rtc.VideoFrame``'s planes into an ``av.VideoFrame`` of the matching format."""
+    out = av.VideoFrame(frame.width, frame.height, _AV_FORMATS[frame.type])
+    for plane, src in zip(out.planes, _rtc_planes(frame), strict=True):
+        rows, row_bytes = src.shape
+        dst = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
+        dst[:rows, :row_bytes] = src
+    return out
+
+
+def _yuv420_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V of a PyAV frame in yuv420p (converted by PyAV if needed), row padding dropped."""
     if frame.format.name not in ("yuv420p", "yuvj420p"):
         try:
             frame = frame.reformat(format="yuv420p")
         except (ValueError, av.FFmpegError) as exc:
-            raise ValueError(
-                f"unsupported pixel format {frame.format.name!r}: PyAV cannot convert it to yuv420p"
+            raise InvalidFrame(
+                "video.format",
+                f"pixel format {frame.format.name!r}: PyAV cannot convert it to yuv420p",
             ) from exc
-    cw, ch = (width + 1) // 2, (height + 1) // 2
-    y, u, v = frame.planes
-    data = b"".join(
-        (_plane_bytes(y, width, height), _plane_bytes(u, cw, ch), _plane_bytes(v, cw, ch))
+    width, height = frame.width, frame.height
+    sizes = ((width, height), ((width + 1) // 2, (height + 1) // 2))
+    y, u, v = (
+        np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[:h, :w]
+        for plane, (w, h) in zip(frame.planes, (sizes[0], sizes[1], sizes[1]), strict=True)
     )
-    return rtc.VideoFrame(width, height, _I420, data)
+    return y, u, v
+
+
+def _pad_planes(
+    y: np.ndarray, u: np.ndarray, v: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad I420 planes to even sides of at least MIN_VIDEO_SIDE, repeating the edge."""
+    pw, ph = _padded_size(width, height)
+    if (pw, ph) == (width, height):
+        return y, u, v
+    y = np.pad(y, ((0, ph - height), (0, pw - width)), mode="edge")
+    cw, ch = pw // 2, ph // 2
+    u, v = (np.pad(c, ((0, ch - c.shape[0]), (0, cw - c.shape[1])), mode="edge") for c in (u, v))
+    return y, u, v
 
 
 def i420_frame(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> rtc.VideoFrame:
@@ -96,20 +184,23 @@ def i420_frame(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> rtc.VideoFrame:
 def audio_to_rtc(frame: AudioLike) -> rtc.AudioFrame:
     """Return an interleaved int16 ``rtc.AudioFrame`` for ``frame``.
 
-    ``rtc.AudioFrame`` passes through; ``av.AudioFrame`` of any sample format (packed or planar,
-    int or float) is converted with numpy. Raises ``TypeError`` for anything else.
+    Validated first (``InvalidFrame`` naming the field, ``TypeError`` for a non-audio object).
+    ``rtc.AudioFrame`` passes through, cut to its declared samples if its buffer is longer;
+    ``av.AudioFrame`` of any sample format (packed or planar, int or float) is converted with
+    numpy.
     """
     if isinstance(frame, rtc.AudioFrame):
-        return frame
+        check_audio_frame(frame)
+        if frame.data.nbytes == frame.samples_per_channel * frame.num_channels * 2:
+            return frame
+        samples = declared_samples(frame)  # the buffer is longer than the frame: cut it
+        return rtc.AudioFrame(
+            samples.tobytes(), frame.sample_rate, frame.num_channels, samples.shape[0]
+        )
     if not isinstance(frame, av.AudioFrame):
         raise TypeError(f"expected rtc.AudioFrame or av.AudioFrame, got {type(frame).__name__}")
+    check_av_audio_frame(frame)
     channels = len(frame.layout.channels)
-    if frame.samples == 0:
-        raise ValueError("audio frame is empty (0 samples)")
-    if frame.sample_rate <= 0 or channels <= 0:
-        raise ValueError(
-            f"audio frame has no sample rate or channels ({frame.sample_rate} Hz, {channels} ch)"
-        )
     samples = frame.to_ndarray()
     if frame.format.is_planar:
         samples = samples.T  # (channels, n) -> (n, channels)
@@ -125,17 +216,6 @@ def audio_to_rtc(frame: AudioLike) -> rtc.AudioFrame:
         raise ValueError(f"unsupported audio sample format {frame.format.name!r}")
     samples = np.ascontiguousarray(samples)
     return rtc.AudioFrame(samples.tobytes(), frame.sample_rate, channels, samples.shape[0])
-
-
-def check_audio_frame(frame: rtc.AudioFrame) -> None:
-    """Raise a clear error unless ``frame`` is an ``rtc.AudioFrame`` with a rate and channels."""
-    if not isinstance(frame, rtc.AudioFrame):
-        raise TypeError(f"expected rtc.AudioFrame, got {type(frame).__name__}")
-    if frame.sample_rate <= 0 or frame.num_channels <= 0:
-        raise ValueError(
-            f"audio frame has no sample rate or channels "
-            f"({frame.sample_rate} Hz, {frame.num_channels} ch)"
-        )
 
 
 class SpeechResampler:
@@ -175,8 +255,8 @@ class SpeechResampler:
 
 def to_mono(frame: rtc.AudioFrame) -> rtc.AudioFrame:
     """Average the channels of an interleaved int16 frame (a no-op for mono)."""
+    samples = declared_samples(frame)
     if frame.num_channels == 1:
-        return frame
-    samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+        return audio_to_rtc(frame)  # exactly the declared samples
     mono = np.round(samples.mean(axis=1)).astype(np.int16)
     return rtc.AudioFrame(mono.tobytes(), frame.sample_rate, 1, mono.shape[0])

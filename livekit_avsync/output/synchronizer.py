@@ -15,6 +15,7 @@ import numpy as np
 from livekit import rtc
 
 from ..media.convert import audio_to_rtc, av_frame_time, video_to_rtc
+from ..media.validate import check_frame, check_source_open, declared_samples
 from ..sync.aligner import Aligner, SyncMode
 from ..sync.clock import Clock, MonotonicClock
 from ..sync.gate import StaleGate
@@ -248,6 +249,7 @@ class AVSynchronizer:
         :attr:`epoch` when the frame's turn started: frames of an older epoch are dropped.
         """
         self._check_usable()
+        check_frame(frame)  # malformed frames never reach native code: ValueError naming the field
         if timestamp is not None and not math.isfinite(timestamp):
             raise ValueError(f"timestamp must be a finite number of seconds, got {timestamp!r}")
         if isinstance(frame, (rtc.AudioFrame, av.AudioFrame)):
@@ -489,7 +491,7 @@ class AVSynchronizer:
     def _conform(self, frame: rtc.AudioFrame) -> np.ndarray | None:
         """Interleaved int16 samples at the source's rate and channel count (shape n x ch)."""
         src = self._audio_source
-        data = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+        data = declared_samples(frame)  # never the surplus of a buffer longer than declared
         if frame.num_channels != src.num_channels:
             mono = data.mean(axis=1, dtype=np.float32) if frame.num_channels > 1 else data[:, 0]
             data = np.repeat(np.asarray(mono, dtype=np.int16)[:, None], src.num_channels, axis=1)
@@ -643,6 +645,9 @@ class AVSynchronizer:
             self._signal_progress()
 
     def _check_usable(self) -> None:
+        if not self._closed:  # a source closed under a live synchronizer: a clear error
+            check_source_open(self._audio_source, "audio_source")
+            check_source_open(self._video_source, "video_source")
         if self._error is not None:
             raise RuntimeError(f"AVSynchronizer failed: {self._error!r}") from self._error
         if self._closed:

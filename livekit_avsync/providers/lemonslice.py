@@ -132,6 +132,7 @@ class LemonSliceAvatar(AvatarProvider):
         self._relay_identity = relay_identity
         self._connect_timeout = connect_timeout
         self._join_timeout = join_timeout
+        self._request_timeout = request_timeout
         self._rpc_timeout = rpc_timeout
         # the avatar may join only after LemonSlice's cold start: its token must outlive that
         self._token_ttl = max(token_ttl, join_timeout + request_timeout + 60.0)
@@ -151,6 +152,8 @@ class LemonSliceAvatar(AvatarProvider):
         self._pumps: list[asyncio.Task[None]] = []
         self._started = False
         self._closing = False
+        self._closed_event = asyncio.Event()  # set by aclose(): wakes a start() that waits
+        self._create: asyncio.Future[str] | None = None  # the session-create request
         self._close_task: asyncio.Task[None] | None = None
 
     @property
@@ -194,13 +197,22 @@ class LemonSliceAvatar(AvatarProvider):
                 sample_rate=SPEECH_SAMPLE_RATE,
                 rpc_timeout=self._rpc_timeout,
             )
-            self._session_id = await self._api.start_session(
-                self._spec, livekit_url=self._livekit_url, livekit_token=avatar_token
+            self._check_open()
+            # the request runs on its own: closed while it is in flight, the teardown still
+            # learns the session id and terminates the (billed) session
+            self._create = asyncio.ensure_future(
+                self._api.start_session(
+                    self._spec, livekit_url=self._livekit_url, livekit_token=avatar_token
+                )
             )
+            self._session_id = await self._unless_closed(self._create)
             await self._wait_for_avatar()
             self._start_output()
         except BaseException:
-            await self.aclose()
+            if self._close_task is None:
+                await self.aclose()
+            # else aclose() is already tearing down (and may wait for the create request):
+            # this start() ends now
             raise
         logger.info(
             "LemonSlice avatar joined the side room",
@@ -296,18 +308,38 @@ class LemonSliceAvatar(AvatarProvider):
             token = token.with_attributes(attributes)
         return token.to_jwt()
 
-    async def _connect(self, side_room: rtc.Room, token: str) -> None:
+    def _check_open(self) -> None:
+        if self._closing:
+            raise ProviderDisconnected("LemonSliceAvatar was closed while starting")
+
+    async def _unless_closed(self, fut: asyncio.Future[Any]) -> Any:
+        """``fut``'s result, or :class:`ProviderDisconnected` at once when aclose() comes first
+        (``fut`` itself keeps running: the teardown waits for it)."""
+        closed = asyncio.ensure_future(self._closed_event.wait())
         try:
-            await asyncio.wait_for(
-                side_room.connect(self._livekit_url, token, rtc.RoomOptions(auto_subscribe=True)),
-                self._connect_timeout,
-            )
+            await asyncio.wait({fut, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if not fut.done():
+            self._check_open()
+        return fut.result()
+
+    async def _connect(self, side_room: rtc.Room, token: str) -> None:
+        connect = asyncio.ensure_future(
+            side_room.connect(self._livekit_url, token, rtc.RoomOptions(auto_subscribe=True))
+        )
+        try:
+            await asyncio.wait_for(self._unless_closed(connect), self._connect_timeout)
         except asyncio.TimeoutError:
             raise ProviderTimeout(
                 f"connecting to the LiveKit side room took more than {self._connect_timeout:g} s"
             ) from None
         except rtc.ConnectError as exc:
-            raise ProviderError(f"cannot join the LiveKit side room: {exc.message}") from None
+            message = _redact(str(exc.message), token, self._livekit_secret)
+            raise ProviderError(f"cannot join the LiveKit side room: {message}") from None
+        finally:
+            if not connect.done():
+                connect.cancel()
 
     async def _wait_for_avatar(self) -> None:
         """Until the avatar's audio and video tracks are subscribed, or timeout / loss."""
@@ -319,13 +351,18 @@ class LemonSliceAvatar(AvatarProvider):
                         self._on_track_subscribed(publication.track, publication, participant)
         ready = asyncio.ensure_future(self._tracks_ready.wait())
         lost = asyncio.ensure_future(self._lost.wait())
+        closed = asyncio.ensure_future(self._closed_event.wait())
         try:
             done, _ = await asyncio.wait(
-                {ready, lost}, timeout=self._join_timeout, return_when=asyncio.FIRST_COMPLETED
+                {ready, lost, closed},
+                timeout=self._join_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             ready.cancel()
             lost.cancel()
+            closed.cancel()
+        self._check_open()
         if self._lost_reason is not None:
             raise ProviderDisconnected(self._lost_reason)
         if not done:
@@ -451,8 +488,26 @@ class LemonSliceAvatar(AvatarProvider):
 
     # -- teardown ------------------------------------------------------------------------------
 
+    async def _learn_session_id(self) -> None:
+        """Closed while the session-create request was in flight: wait for its answer (the
+        request is bounded by ``request_timeout``) so the session can be terminated."""
+        create = self._create
+        if create is None or self._session_id is not None:
+            return
+        if not create.done():
+            logger.info("closing during LemonSlice session creation: waiting for its id")
+            await asyncio.wait({create}, timeout=self._request_timeout + 5.0)
+        if not create.done():
+            create.cancel()
+            logger.warning("LemonSlice did not answer the session request: it may stay billed")
+        elif create.cancelled() or create.exception() is not None:
+            logger.debug("the LemonSlice session request failed: no session to terminate")
+        else:
+            self._session_id = create.result()
+
     async def _teardown(self) -> None:
         self._closing = True
+        self._closed_event.set()
         self._audio_out.put_nowait(None)
         self._video_out.put_nowait(None)
         for pump in self._pumps:
@@ -460,6 +515,7 @@ class LemonSliceAvatar(AvatarProvider):
         await asyncio.gather(*self._pumps, return_exceptions=True)
         if self._speech is not None:
             await self._speech.aclose()
+        await self._learn_session_id()
         if self._session_id is not None:
             try:
                 await self._api.terminate_session(self._session_id)
@@ -476,6 +532,14 @@ class LemonSliceAvatar(AvatarProvider):
             except Exception as exc:
                 logger.debug("closing a media stream failed: %s", exc)
         await self._api.aclose()
+
+
+def _redact(text: str, *secrets_: str | None) -> str:
+    """``text`` with every secret replaced (a server may echo the request, token included)."""
+    for secret in secrets_:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _agent_source(agent_id: str | None, agent_image_url: str | None) -> dict[str, str | None]:

@@ -35,6 +35,7 @@ from ..measure.bursts import marker_audio_samples
 from ..measure.markers import MAX_FRAME_NUMBER, stamp_marker
 from ..measure.spec import MarkerSpec
 from ..media.convert import check_audio_frame, i420_frame
+from ..media.validate import declared_samples
 from .base import AvatarProvider, OutputFrame, PlaybackFinished, ProviderError
 from .face import FaceRenderer
 
@@ -173,7 +174,7 @@ class _SpeechQueue:
     def _convert(self, turn: _Turn, frame: rtc.AudioFrame) -> list[np.ndarray]:
         """Remix (numpy) and resample (``rtc.AudioResampler``) one frame to the output format."""
         channels, rate = frame.num_channels, frame.sample_rate
-        pcm = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, channels)
+        pcm = declared_samples(frame)  # never the surplus of a longer buffer
         if channels != self.num_channels and channels > 1:
             mixed = pcm.mean(axis=1, dtype=np.float64, keepdims=True)  # downmix to mono
             pcm = np.rint(mixed).astype(np.int16)

@@ -40,7 +40,7 @@ from typing import IO, Any, Literal
 import av
 from livekit import rtc
 
-from ..media.convert import video_to_rtc
+from ..media.convert import video_to_i420
 from .base import AvatarProvider, OutputFrame, PlaybackFinished, ProviderError
 from .recorder import FORMAT_NAME, FORMAT_VERSION, RECORDED_EVENTS, sidecar_path
 
@@ -479,7 +479,7 @@ class _TrackReader:
             raise self._error(f"video frame {self._count} does not decode: {exc}") from exc
         if len(frames) != 1:
             raise self._error(f"video frame {self._count} decoded to {len(frames)} frames")
-        return video_to_rtc(frames[0])  # type: ignore[arg-type]
+        return video_to_i420(frames[0])  # type: ignore[arg-type]  # the recorded size
 
     def _error(self, what: str) -> ProviderError:
         return ProviderError(f"recording {self._path}: {what}")

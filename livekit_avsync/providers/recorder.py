@@ -76,7 +76,7 @@ import av
 import numpy as np
 from livekit import rtc
 
-from ..media.convert import audio_to_rtc, video_to_rtc
+from ..media.convert import audio_to_rtc, video_to_i420
 from .base import AvatarProvider, OutputFrame, PlaybackFinished, ProviderError
 
 if TYPE_CHECKING:
@@ -185,9 +185,7 @@ class _MediaSink:
         self._duration_us = max(self._duration_us, t_us + samples * 1_000_000 // frame.sample_rate)
 
     def _write_video(self, out: OutputFrame, t_us: int) -> None:
-        frame = video_to_rtc(out.frame)  # type: ignore[arg-type]
-        if frame.type != rtc.VideoBufferType.I420:
-            frame = frame.convert(rtc.VideoBufferType.I420)
+        frame = video_to_i420(out.frame)  # type: ignore[arg-type]  # the provider's own size
         if self._video is None:
             self._video = self._container.add_stream("ffv1", options=dict(_FFV1_OPTIONS))
             ctx = self._video.codec_context

@@ -44,6 +44,9 @@ class FakeLemonSliceService:
         self.requests: list[Request] = []
         self.on_session = on_session
         self.terminated: list[str] = []
+        self.created: list[str] = []
+        self.create_delay = 0.0
+        """Seconds the create request takes before it answers (a slow, but working, service)."""
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._hang = asyncio.Event()
@@ -88,6 +91,8 @@ class FakeLemonSliceService:
             return refusal
         if self.mode == "hang":
             await self._hang.wait()
+        if self.create_delay:
+            await asyncio.sleep(self.create_delay)
         if self.mode == "reject":
             return web.json_response({"error": "agent_id 'nope' does not exist"}, status=400)
         if self.mode == "unavailable":
@@ -97,6 +102,7 @@ class FakeLemonSliceService:
         if has_id == has_url or body.get("transport_type") != "livekit" or not props:
             return web.json_response({"error": "invalid session request"}, status=422)
         session_id = f"livekit-{uuid.uuid4()}"
+        self.created.append(session_id)
         if self.on_session is not None:
             self.on_session(session_id, props["livekit_url"], props["livekit_token"])
         return web.json_response({"session_id": session_id})
