@@ -10,8 +10,9 @@ here and reads its choices from the environment (which the job processes inherit
 - ``AVSYNC_MARKERS=1`` (or ``--markers``): the LocalAvatar stamps measurement markers into its
   output, so ``livekit-avsync measure --room ROOM`` can measure lip-sync at a viewer.
 - ``AVSYNC_VIDEO_SIZE``: the published video size, ``WIDTHxHEIGHT`` (default 1280x720).
-- ``AVSYNC_LOAD_THRESHOLD``: machine CPU load (0-1) above which the worker takes no new jobs
-  (livekit-agents' ``load_threshold``; its default is 0.7 in ``start`` mode, off in ``dev``).
+- ``AVSYNC_LOAD_THRESHOLD``: the load (0-1) above which the worker takes no new jobs
+  (livekit-agents' ``load_threshold``, default 0.7). The load is the CPU of this worker's own
+  processes, its avatars (:class:`~livekit_avsync.agents.ProcessTreeLoad`), not the machine's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from livekit.agents import (
 )
 
 from livekit_avsync import AvatarSession, LocalAvatar
+from livekit_avsync.agents import ProcessTreeLoad
 from livekit_avsync.demo.clip import REPLY, SPEECH, SpeechClip, load_clip, stream_frames
 from livekit_avsync.measure import AVATAR_SPEC
 from livekit_avsync.providers.base import AvatarProvider
@@ -204,10 +206,8 @@ def run(*, avatar: str, agent: str) -> None:
     os.environ.setdefault("AVSYNC_AVATAR", avatar)
     os.environ.setdefault("AVSYNC_AGENT", agent)
     check_settings()
-    threshold = os.environ.get("AVSYNC_LOAD_THRESHOLD")
-    if threshold is None:
-        server = AgentServer(setup_fnc=prewarm)
-    else:
-        server = AgentServer(setup_fnc=prewarm, load_threshold=float(threshold))
+    threshold = float(os.environ.get("AVSYNC_LOAD_THRESHOLD", "0.7"))
+    # the worker's load is its avatars' CPU, not the machine's (ProcessTreeLoad's docstring)
+    server = AgentServer(setup_fnc=prewarm, load_fnc=ProcessTreeLoad(), load_threshold=threshold)
     server.rtc_session()(entrypoint)
     cli.run_app(server)

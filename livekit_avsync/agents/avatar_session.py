@@ -27,6 +27,7 @@ __all__ = ["AvatarSession"]
 logger = logging.getLogger("livekit_avsync")
 
 _POLL_S = 0.01
+_UNPUBLISH_TIMEOUT_S = 2.0  # an unpublish request the server does not answer in time is left
 _END_GRACE_S = 1.0  # after the provider's output ends: wait for its other stream, then playout
 _SPEECH_RMS = 32768.0 * 10 ** (-45 / 20)  # loudness that counts as speech for untagged audio
 _TASK_CANCEL_S = 2.0  # how long a cancelled task may take to finish before it is abandoned
@@ -290,15 +291,26 @@ class AvatarSession:
         self._publications.append(await participant.publish_track(video_track, video_opts))
 
     async def _unpublish_tracks(self) -> None:
+        """Unpublish the avatar's tracks, bounded: once the room is gone (deleted, disconnected)
+        they went with it, and an unpublish request then never gets its answer."""
         room, pubs = self._room, self._publications
         self._publications = []
-        if room is None:
+        if room is None or not room.isconnected():
             return
-        for pub in pubs:
-            try:
-                await room.local_participant.unpublish_track(pub.sid)
-            except Exception:
-                logger.warning("could not unpublish avatar track %s", pub.sid, exc_info=True)
+        results = await asyncio.gather(
+            *(
+                asyncio.wait_for(
+                    room.local_participant.unpublish_track(p.sid), _UNPUBLISH_TIMEOUT_S
+                )
+                for p in pubs
+            ),
+            return_exceptions=True,
+        )
+        for pub, result in zip(pubs, results, strict=True):
+            if isinstance(result, asyncio.TimeoutError):
+                logger.warning("unpublishing avatar track %s got no answer: left", pub.sid)
+            elif isinstance(result, BaseException):
+                logger.warning("could not unpublish avatar track %s: %r", pub.sid, result)
 
     # -- media ---------------------------------------------------------------------------------
 
