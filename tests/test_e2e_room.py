@@ -4,7 +4,11 @@ real subscriber (markers through the SFU, decoded after VP8/Opus), and clean unp
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import time
+from pathlib import Path
 
 from e2e_server import ServerInfo
 from livekit import rtc
@@ -55,3 +59,39 @@ async def test_avatar_tracks_share_one_stream_and_arrive_in_sync(
         await asyncio.sleep(0.5)
         remaining = viewer_room.remote_participants.get("agent")
         assert remaining is None or not remaining.track_publications
+
+
+async def test_the_live_meter_measures_a_room_from_the_command_line(
+    livekit_server: ServerInfo, tmp_path: Path
+) -> None:
+    """``livekit-avsync measure --room`` as a user runs it: env keys, hidden viewer, JSON."""
+    room_name = unique_room("meter")
+    out = tmp_path / "room.json"
+    async with joined(livekit_server, room_name, "agent") as agent_room:
+        provider = LocalAvatar(width=640, height=360, fps=FPS, markers=AVATAR_SPEC)
+        avatar = AvatarSession(provider=provider, video_width=640, video_height=360, video_fps=FPS)
+        session = AgentSession()
+        await avatar.start(session, room=agent_room)
+        try:
+            env = {**os.environ, **livekit_server.env()}
+            meter = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "livekit_avsync.cli.main", "measure", "--room", room_name,
+                "--identity", "agent", "--seconds", "8", "--json", str(out),
+                env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            assert meter.stdout is not None
+            first = await asyncio.wait_for(meter.stdout.readline(), timeout=60)
+            assert first.startswith(b"measuring agent in"), first
+            # it is in the room now, measuring, and hidden: the avatar's side never sees it
+            assert not agent_room.remote_participants
+            rest, stderr = await asyncio.wait_for(meter.communicate(), timeout=90)
+            stdout = first + rest
+            assert meter.returncode == 0, stderr.decode()
+        finally:
+            await avatar.aclose()
+            await session.aclose()
+    text = stdout.decode()
+    assert "as a lip-syncing receiver plays it:" in text and "raw at this subscriber:" in text
+    data = json.loads(out.read_text())
+    assert data["synced"]["paired"] >= 8, text
+    assert data["synced"]["p95_abs_ms"] <= 40.0, text

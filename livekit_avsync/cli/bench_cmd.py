@@ -107,11 +107,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="length of each CPU run (default 20, 3 with --quick)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the jitter (default 0)")
+    parser.add_argument(
+        "--room",
+        action="store_true",
+        help="run the scenarios through a real LiveKit room to a real subscriber (LIVEKIT_URL "
+        "and keys, or a local livekit-server built with Go)",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bench`` with parsed ``args``; print the tables; return 1 if any run failed."""
+    if args.room:
+        from .bench_room import run_room_bench_cli
+
+        return run_room_bench_cli(args)
     items = (
         BENCH_ITEMS if args.scenarios is None else _names(args.scenarios, BENCH_ITEMS, "scenarios")
     )

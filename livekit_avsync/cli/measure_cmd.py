@@ -24,6 +24,7 @@ frame is paired with its tone burst and the offset is video time minus audio tim
 
   livekit-avsync measure --generate marker.mp4 --duration 60
   livekit-avsync measure recording.mp4 --json offsets.json --plot offsets.png
+  livekit-avsync measure --room my-room --seconds 30     # live, in a room (LIVEKIT_* env)
 """
 
 _GENERATE_DEFAULTS = {
@@ -58,6 +59,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="MS",
         help="largest offset to pair a frame with a burst (default: 2000 at 30 fps)",
     )
+    live = parser.add_argument_group(
+        "measuring a room live (--room; LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)"
+    )
+    live.add_argument("--room", metavar="NAME", help="join room NAME as a hidden viewer")
+    live.add_argument(
+        "--identity",
+        metavar="ID",
+        help="the participant to measure (default: the first "
+        "one publishing a microphone and a camera)",
+    )
+    live.add_argument("--seconds", type=float, metavar="S", help="how long (default 30)")
     gen = parser.add_argument_group("writing marker media (--generate)")
     gen.add_argument(
         "--generate", metavar="OUT", help="write marker media to OUT (MP4: H.264 + AAC)"
@@ -80,6 +92,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Run ``measure`` with parsed ``args``; return the exit code."""
     generate_opts = [key for key in _GENERATE_DEFAULTS if getattr(args, key) is not None]
+    if args.room is not None:
+        if args.file is not None or args.generate is not None or generate_opts or args.plot:
+            raise CLIError("--room measures a room live: give no FILE, --generate or --plot")
+        from .measure_room import run_room
+
+        return run_room(args)
+    if args.identity is not None or args.seconds is not None:
+        raise CLIError("--identity and --seconds apply to --room")
     if args.generate is not None:
         if args.file is not None:
             raise CLIError("give either FILE to measure or --generate OUT, not both")

@@ -110,6 +110,10 @@ class LoopbackCapture:
         self._failure_raised = False
         self._changed = asyncio.Event()
         self._started = self._closed = False
+        # how analyze() reads video by default: a room viewer sets a receiver's sync delay and
+        # lets dropped frames be stood in for (see RoomViewer); local tracks need neither
+        self.video_delay: float | Callable[[float], float] = 0.0
+        self.frame_slack = 0
 
     @classmethod
     def from_sources(
@@ -313,16 +317,23 @@ class LoopbackCapture:
         since: float | None = None,
         until: float | None = None,
         max_offset: float | None = None,
-        video_delay: float | Callable[[float], float] = 0.0,
-        frame_slack: int = 0,
+        video_delay: float | Callable[[float], float] | None = None,
+        frame_slack: int | None = None,
+        where: Callable[[VideoObservation], bool] | None = None,
     ) -> SyncReport:
         """Pair the markers seen (optionally only within wall times [since, until]).
 
         ``video_delay`` (seconds, or a function of a frame's arrival time) shows frames that much
         later: the report of a receiver that holds video back by it (see
         :meth:`~.room.RoomViewer.synced_report`). ``frame_slack``: see
-        :func:`~.analysis.analyze_sync` (for video that went through an encoder).
+        :func:`~.analysis.analyze_sync` (for video that went through an encoder). Both default
+        to the capture's :attr:`video_delay` / :attr:`frame_slack`. ``where`` keeps only the
+        video observations it accepts (e.g. one turn's).
         """
+        if video_delay is None:
+            video_delay = self.video_delay
+        if frame_slack is None:
+            frame_slack = self.frame_slack
         self._raise_failure()
 
         def within(t: float) -> bool:
@@ -332,7 +343,7 @@ class LoopbackCapture:
         video = [
             dataclasses.replace(o, time=o.time + delay(o.time))
             for o in self.video_observations()
-            if within(o.time)
+            if within(o.time) and (where is None or where(o))
         ]
         audio = [b for b in self._detector.bursts if within(b.time)]
         return analyze_sync(

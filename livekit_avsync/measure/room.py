@@ -8,8 +8,8 @@ tracks mean the same thing::
     viewer = RoomViewer(room, identity="agent-AJ_xyz")  # or None: the first avatar to publish
     await viewer.start()
     await viewer.capture.wait_for_bursts(20, timeout=30)
-    print(viewer.capture.analyze().summary())  # as this subscriber plays it
-    print(viewer.synced_report().summary())  # as a lip-syncing receiver plays it
+    print(viewer.synced_report().summary())  # as a lip-syncing receiver plays it (the default)
+    print(viewer.raw_report().summary())  # as this subscriber plays it
 
 The Python SDK's subscriber plays audio and video as they leave their jitter buffers, with no
 receiver-side A/V sync, so its raw skew includes the difference of the two buffers (about 30 ms
@@ -124,6 +124,8 @@ class RoomViewer:
         self.participant, audio, video = found
         self._tracks = (audio, video)
         self._capture = LoopbackCapture(audio, video, **self._capture_args)
+        self._capture.video_delay = self.frame_sync_delay
+        self._capture.frame_slack = ENCODER_FRAME_SLACK
         await self._capture.start()
         self._sampler = asyncio.create_task(self._sample(), name="room-viewer-stats")
 
@@ -146,21 +148,19 @@ class RoomViewer:
         last = min(max(last, first + 1), len(samples) - 1)
         return self.receiver_sync_delay(samples[first][1], samples[last][1])
 
+    def frame_sync_delay(self, t: float) -> float:
+        """The sync delay of a frame that arrived at ``t``: the buffers' difference over the
+        second around it (a syncing receiver follows its buffers as they change)."""
+        return self.sync_delay(t - _SYNC_WINDOW_S / 2, t + _SYNC_WINDOW_S / 2)
+
     def synced_report(self, since: float | None = None, until: float | None = None) -> SyncReport:
-        """Markers seen in [since, until] as a receiver that lip-syncs the stream shows them:
-        each frame held back by the buffers' difference over the second around it (a syncing
-        receiver follows its buffers as they change)."""
-
-        def delay(t: float) -> float:
-            return self.sync_delay(t - _SYNC_WINDOW_S / 2, t + _SYNC_WINDOW_S / 2)
-
-        return self.capture.analyze(
-            since=since, until=until, video_delay=delay, frame_slack=ENCODER_FRAME_SLACK
-        )
+        """Markers seen in [since, until] as a receiver that lip-syncs the stream shows them
+        (also what ``capture.analyze()`` reports by default)."""
+        return self.capture.analyze(since=since, until=until)
 
     def raw_report(self, since: float | None = None, until: float | None = None) -> SyncReport:
         """Markers seen in [since, until] as this subscriber plays them (no receiver sync)."""
-        return self.capture.analyze(since=since, until=until, frame_slack=ENCODER_FRAME_SLACK)
+        return self.capture.analyze(since=since, until=until, video_delay=0.0)
 
     def _find(self) -> tuple[rtc.RemoteParticipant, rtc.Track, rtc.Track] | None:
         for participant in self._room.remote_participants.values():

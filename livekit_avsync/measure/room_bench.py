@@ -2,25 +2,40 @@
 
 :func:`room_transport` is a ``transport`` for :func:`~.scenarios.run_scenario`: it publishes the
 scenario's sources as one participant's microphone and camera in one ``stream`` (what receivers
-lip-sync) and measures them at a second participant with :class:`~.room.RoomViewer`. Everything
-else about a scenario (producer, synchronizer, analysis) is the loopback bench's own.
+lip-sync) and measures them at a second participant with :class:`~.room.RoomViewer`, whose
+reports are what a receiver that lip-syncs the stream shows (the raw figure is kept beside).
+Everything else about a scenario (producer, synchronizer, analysis) is the loopback bench's own.
+:func:`run_room_bench` runs scenarios on the loopback and through the room for each synchronizer
+and for frames pushed straight into the sources (``direct``: what the transport alone does).
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from livekit import api, rtc
 
+from .analysis import SyncReport
 from .loopback import LoopbackCapture
 from .room import RoomViewer
-from .scenarios import Transport
+from .scenarios import IMPLEMENTATIONS, ScenarioResult, Transport, run_scenario
 from .spec import MarkerSpec
 
-__all__ = ["RoomServer", "room_transport"]
+__all__ = ["RoomRow", "RoomServer", "format_room_table", "room_transport", "run_room_bench"]
+
+DIRECT = "direct"
+ROOM_SCENARIOS = (
+    "interleaved",
+    "separate",
+    "separate_arrival",
+    "bursts",
+    "fps_mismatch",
+    "interrupt",
+)
+_ROOM_GRACE_S = 0.15  # audio and video still in the transport when a clear happens
 
 _PUBLISHER, _VIEWER = "bench-publisher", "bench-viewer"
 _SUBSCRIBE_TIMEOUT_S = 20.0
@@ -44,8 +59,11 @@ class RoomServer:
         )
 
 
-def room_transport(server: RoomServer, *, stream: str = "avatar") -> Transport:
-    """A transport that runs each scenario in a fresh room of ``server``."""
+def room_transport(
+    server: RoomServer, *, stream: str = "avatar", viewers: list[RoomViewer] | None = None
+) -> Transport:
+    """A transport that runs each scenario in a fresh room of ``server`` (each run's viewer is
+    appended to ``viewers`` if given, for its raw figures)."""
 
     @contextlib.asynccontextmanager
     async def transport(
@@ -68,6 +86,8 @@ def room_transport(server: RoomServer, *, stream: str = "avatar") -> Transport:
             )
             viewer = RoomViewer(viewer_room, identity=_PUBLISHER, spec=spec)
             await viewer.start(timeout=_SUBSCRIBE_TIMEOUT_S)
+            if viewers is not None:
+                viewers.append(viewer)
             yield viewer.capture
         finally:
             if viewer is not None:
@@ -76,3 +96,101 @@ def room_transport(server: RoomServer, *, stream: str = "avatar") -> Transport:
             await viewer_room.disconnect()
 
     return transport
+
+
+@dataclass
+class RoomRow:
+    """One scenario through one implementation: on the loopback, and at the room's subscriber
+    (``room``: as a lip-syncing receiver shows it; ``raw``: as the SDK's subscriber plays it)."""
+
+    scenario: str
+    implementation: str
+    loopback: ScenarioResult | None
+    room: ScenarioResult | None
+    raw: SyncReport | None
+    error: str | None = None
+
+
+async def run_room_bench(
+    server: RoomServer,
+    scenarios: tuple[str, ...] = ROOM_SCENARIOS,
+    implementations: tuple[str, ...] = (*IMPLEMENTATIONS, DIRECT),
+    *,
+    quick: bool = False,
+    duration: float | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> list[RoomRow]:
+    """Each scenario x implementation on the loopback and through a fresh room of ``server``."""
+    from .bench import _Direct  # the bench's own baseline: frames straight into the sources
+
+    factories = dict(IMPLEMENTATIONS)
+    factories[DIRECT] = lambda audio, video, _settings: _Direct(audio, video)
+    rows = []
+    for scenario in scenarios:
+        for impl in implementations:
+            if progress is not None:
+                progress(f"{scenario} / {impl}")
+            viewers: list[RoomViewer] = []
+            try:
+                runs = []
+                for transport in (None, room_transport(server, viewers=viewers)):
+                    runs.append(
+                        await run_scenario(
+                            scenario,
+                            impl,
+                            duration=duration,
+                            quick=quick,
+                            seed=seed,
+                            transport=transport,
+                            factories=factories,
+                            **({} if transport is None else _room_graces()),
+                        )
+                    )
+                raw = viewers[-1].raw_report() if viewers else None
+                rows.append(RoomRow(scenario, impl, runs[0], runs[1], raw))
+            except Exception as exc:  # one failed run must not end the bench
+                rows.append(RoomRow(scenario, impl, None, None, None, repr(exc)))
+    return rows
+
+
+def _room_graces() -> dict[str, float]:
+    return {"stale_audio_grace": _ROOM_GRACE_S, "stale_video_grace": _ROOM_GRACE_S}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_room_table(rows: list[RoomRow]) -> str:
+    """The real-room table: skew at the subscriber beside the loopback's, per implementation."""
+    header = [
+        "scenario", "implementation", "loopback p95", "room p50", "room p95", "room max",
+        "raw p95", "raw mean", "stale frames", "audio tail",
+    ]  # fmt: skip
+    table = [header]
+    for r in rows:
+        if r.error is not None or r.room is None:
+            table.append([r.scenario, r.implementation, f"failed: {r.error}"] + [""] * 7)
+            continue
+        cuts = r.room.interrupts
+        stale = sum(m.stale_video_frames for m in cuts) if cuts else None
+        tail = max(m.audio_tail_ms for m in cuts) if cuts else None
+        table.append(
+            [
+                r.scenario,
+                r.implementation,
+                _ms(r.loopback.skew_p95_ms if r.loopback else None),
+                _ms(r.room.skew_p50_ms),
+                _ms(r.room.skew_p95_ms),
+                _ms(r.room.skew_max_ms),
+                _ms(r.raw.p95_abs_ms if r.raw else None),
+                _ms(r.raw.mean_ms if r.raw else None),
+                "-" if stale is None else str(stale),
+                _ms(tail),
+            ]
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -30,7 +30,7 @@ from livekit import rtc
 from ..output import AVSynchronizer
 from ..sync.aligner import SyncMode
 from ..sync.stats import SyncStats
-from .analysis import FrameContinuity, SyncReport, analyze_sync
+from .analysis import FrameContinuity, SyncReport
 from .bursts import marker_audio_frame
 from .loopback import LoopbackCapture
 from .markers import MAX_TURN, marker_video_frame
@@ -681,10 +681,9 @@ class ScenarioResult:
         }
 
 
-def _speaking_report(capture: LoopbackCapture, spec: MarkerSpec) -> SyncReport:
+def _speaking_report(capture: LoopbackCapture) -> SyncReport:
     """Offsets of speech markers only (idle frames carry numbers but their audio is silent)."""
-    video = [o for o in capture.video_observations() if o.turn != IDLE_TURN]
-    return analyze_sync(video, capture.audio_bursts, spec=spec)
+    return capture.analyze(where=lambda o: o.turn != IDLE_TURN)
 
 
 Transport = Callable[
@@ -715,6 +714,7 @@ async def run_scenario(
     stale_video_grace: float | None = None,
     observe: Callable[[SynchronizerLike], None] | None = None,
     transport: Transport | None = None,
+    factories: Mapping[str, Factory] | None = None,
 ) -> ScenarioResult:
     """Run one scenario through a fresh synchronizer on fresh sources and measure it.
 
@@ -723,10 +723,12 @@ async def run_scenario(
     it exists (e.g. to sample its stats while the run goes on). ``transport(audio, video, spec)``
     carries the sources to the capture that measures them: by default local tracks read back
     (the loopback bench); :func:`~.room_bench.room_transport` goes through a real room.
+    ``factories`` replaces :data:`IMPLEMENTATIONS` as the table ``implementation`` is looked up in.
     """
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
-    if implementation not in IMPLEMENTATIONS:
-        known = ", ".join(IMPLEMENTATIONS)
+    table = IMPLEMENTATIONS if factories is None else factories
+    if implementation not in table:
+        known = ", ".join(table)
         raise ValueError(f"unknown implementation {implementation!r} (known: {known})")
     seconds = duration if duration is not None else (sc.quick_duration if quick else sc.duration)
     if not (math.isfinite(seconds) and seconds > 0):
@@ -744,7 +746,7 @@ async def run_scenario(
     try:
         async with (transport or loopback_transport)(audio, video, spec) as capture:
             await asyncio.sleep(0.05)  # the streams are open before the first frame
-            sync = IMPLEMENTATIONS[implementation](audio, video, sc.settings)
+            sync = table[implementation](audio, video, sc.settings)
             try:
                 if observe is not None:
                     observe(sync)
@@ -755,7 +757,7 @@ async def run_scenario(
             finally:
                 await sync.aclose()
                 await asyncio.sleep(0)  # rtc.AVSynchronizer cancels its task without awaiting
-            report = _speaking_report(capture, spec)
+            report = _speaking_report(capture)
             arrivals = capture.video_arrivals
             period = 1.0 / sc.video_fps
             interrupts = []

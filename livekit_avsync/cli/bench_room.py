@@ -1,0 +1,92 @@
+"""``livekit-avsync bench --room``: the bench's scenarios through a real LiveKit room.
+
+With ``LIVEKIT_URL`` / ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` set it uses that server;
+otherwise it runs its own livekit-server (built with ``go install``, cached) in a private network
+namespace, as the end-to-end tests do (root only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from ..devserver import IsolationError, LocalServer, ServerUnavailable, enter_private_network
+from ..measure.room_bench import (
+    DIRECT,
+    ROOM_SCENARIOS,
+    RoomServer,
+    format_room_table,
+    run_room_bench,
+)
+from ..measure.scenarios import IMPLEMENTATIONS, SCENARIOS
+from . import CLIError
+
+__all__ = ["run_room_bench_cli"]
+
+
+def _names(value: str | None, default: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    if value is None:
+        return default
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise CLIError(f"unknown {', '.join(unknown) or 'names'}; known: {', '.join(known)}")
+    return names
+
+
+def run_room_bench_cli(args: argparse.Namespace) -> int:
+    """Run the real-room section; print its table; return 1 if any run failed."""
+    scenarios = _names(args.scenarios, ROOM_SCENARIOS, tuple(SCENARIOS))
+    impls = _names(args.implementations, (*IMPLEMENTATIONS, DIRECT), (*IMPLEMENTATIONS, DIRECT))
+    local: LocalServer | None = None
+    if os.environ.get("LIVEKIT_URL"):
+        key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
+        if not (key and secret):
+            raise CLIError("LIVEKIT_URL is set but LIVEKIT_API_KEY / LIVEKIT_API_SECRET are not")
+        server = RoomServer(os.environ["LIVEKIT_URL"], key, secret)
+    else:
+        try:
+            enter_private_network()  # before any connection: nothing leaves this machine
+            local = LocalServer().start()
+        except (ServerUnavailable, IsolationError) as exc:
+            raise CLIError(f"--room needs LIVEKIT_URL or a local livekit-server: {exc}") from None
+        server = RoomServer(local.url, local.api_key, local.api_secret)
+    try:
+        rows = asyncio.run(
+            run_room_bench(
+                server,
+                scenarios,
+                impls,
+                quick=args.quick,
+                duration=args.duration,
+                seed=args.seed,
+                progress=lambda label: print(f"room: {label}", file=sys.stderr, flush=True),
+            )
+        )
+    finally:
+        if local is not None:
+            local.stop()
+    sys.stdout.write(
+        "Real room (livekit-server, one publisher, one subscriber; skew as a lip-syncing "
+        "receiver shows it, raw = the Python SDK's subscriber as it plays)\n"
+    )
+    sys.stdout.write(format_room_table(rows))
+    if args.json:
+        data = [
+            {
+                "scenario": r.scenario,
+                "implementation": r.implementation,
+                "error": r.error,
+                "loopback": asdict(r.loopback) if r.loopback else None,
+                "room": asdict(r.room) if r.room else None,
+                "raw": r.raw.to_dict() if r.raw else None,
+            }
+            for r in rows
+        ]
+        Path(args.json).write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return 1 if any(r.error for r in rows) else 0
