@@ -51,3 +51,32 @@ def test_env_example_lists_every_variable_the_code_reads() -> None:
     assert {"LIVEKIT_URL", "ANAM_API_KEY", "LEMONSLICE_API_KEY"} <= names  # the scan works
     listed = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.M))
     assert names - listed == set(), f"missing from .env.example: {sorted(names - listed)}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "missing"),
+    [
+        (["console"], {}, None),  # console runs locally: no LiveKit server settings needed
+        (["download-files"], {}, None),
+        (["dev"], {}, "LIVEKIT_URL"),
+        (["console"], {"AVSYNC_AVATAR": "anam"}, "ANAM_API_KEY"),  # the avatar still needs keys
+    ],
+)
+def test_settings_are_demanded_only_where_the_mode_needs_them(
+    argv: list[str], env: dict[str, str], missing: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    for name in [k for k in os.environ if k.startswith(("LIVEKIT_", "ANAM_", "AVSYNC_"))]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(EXAMPLES.parent / "tests")  # no .env file here to load
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.setattr(sys, "argv", ["local_avatar_agent.py", *argv])
+    worker = importlib.import_module("avatar_worker")
+    if missing is None:
+        worker.check_settings()
+    else:
+        with pytest.raises(SystemExit, match=missing):
+            worker.check_settings()
