@@ -24,13 +24,11 @@ from room_helpers import (
     unique_room,
     wait_bursts_since,
 )
-from worker_process import WorkerProcess
 
 from livekit_avsync.demo.clip import REPLY, load_clip
-from livekit_avsync.measure import AVATAR_SPEC
-from livekit_avsync.measure.barge_in import barge_in_figures, speak_into_room
+from livekit_avsync.devserver import WorkerProcess
+from livekit_avsync.measure.barge_in import barge_in_turn
 from livekit_avsync.measure.room import RoomViewer
-from livekit_avsync.measure.viewer import ViewerLog
 from livekit_avsync.providers.face import FaceRenderer
 
 WIDTH, HEIGHT = 640, 360
@@ -42,7 +40,7 @@ REPLY_SECONDS = load_clip(REPLY).duration
 @pytest.fixture(scope="module")
 def worker(livekit_server: ServerInfo) -> Iterator[WorkerProcess]:
     process = WorkerProcess(
-        livekit_server,
+        livekit_server.env(),
         "local_avatar_agent.py",
         AVSYNC_MARKERS="1",
         AVSYNC_VIDEO_SIZE=f"{WIDTH}x{HEIGHT}",
@@ -70,15 +68,6 @@ async def agent_joins(
             f"{exc}; worker log:\n{worker.tail(30)}\nserver log:\n{server_log}"
         ) from None
     return viewer
-
-
-def viewer_log() -> ViewerLog:
-    spec = AVATAR_SPEC
-    return ViewerLog(
-        FaceRenderer(WIDTH, HEIGHT),
-        marker_tones=spec.frequencies,
-        marker_peak=spec.burst_level * 2 * 0.14,
-    )
 
 
 async def participants(server: ServerInfo, room: str) -> list[str]:
@@ -145,38 +134,27 @@ async def test_deleting_the_room_ends_the_job_cleanly(
 async def test_the_users_voice_cuts_the_avatar_and_its_reply_plays_in_sync(
     livekit_server: ServerInfo, worker: WorkerProcess
 ) -> None:
-    room_name = unique_room("barge-in")
-    log = viewer_log()
     voice = load_clip(REPLY, sample_rate=48000)  # the user says: "Oh, sorry! Go ahead."
-    async with joined(livekit_server, room_name, "user") as room:
-        viewer = await agent_joins(
-            livekit_server, room, worker, on_video=log.on_video, on_audio=log.on_audio
+    async with joined(livekit_server, unique_room("barge-in"), "user") as room:
+        turn = await barge_in_turn(
+            room,
+            voice.samples,
+            voice.sample_rate,
+            interrupt_times=lambda: worker.record_times("avatar interrupted"),
+            face=FaceRenderer(WIDTH, HEIGHT),
         )
-        capture = viewer.capture
-        await capture.wait_until(lambda: log.speech_times().size > 0, timeout=20)  # greeting
-        greeting_start = float(log.speech_times()[0])
-        # barge in 4.5 s into the 9.6 s greeting (after livekit-agents' 3 s AEC warm-up)
-        await asyncio.sleep(max(0.0, greeting_start + 4.5 - time.monotonic()))
-        interrupts_before = len(worker.record_times("avatar interrupted"))
-        onset, user_end = await speak_into_room(room, voice.samples, voice.sample_rate)
-        await asyncio.sleep(3.0)  # the user's turn ends (VAD), the 1.8 s reply plays
-        await viewer.aclose()
-    interrupts = worker.record_times("avatar interrupted")[interrupts_before:]
-    assert len(interrupts) >= 1, f"the agent was never interrupted:\n{worker.tail()}"
-    wall_to_mono = time.time() - time.monotonic()
-    interrupt = interrupts[0] - wall_to_mono
-    figures = barge_in_figures(
-        log, onset, user_end, interrupt=interrupt, grace=0.25, bursts=capture.audio_bursts
-    )
-    assert 0 < interrupt - onset < 2.0, figures  # VAD + min_interruption_duration (0.5 s)
+    figures = turn.figures
+    assert turn.interrupts >= 1, f"the agent was never interrupted:\n{worker.tail()}"
+    assert figures.interrupt is not None
+    assert 0 < figures.interrupt - figures.onset < 2.0, figures  # VAD + min duration (0.5 s)
     assert figures.silence_after_interrupt is not None, figures
     assert figures.silence_after_interrupt <= 0.25, figures
     assert figures.mouth_after_interrupt is not None and figures.mouth_after_interrupt <= 0.3
     assert figures.stale_seconds == 0.0, figures  # nothing of the cut greeting afterwards
     assert figures.reply_start is not None, figures
     assert figures.reply_seconds <= REPLY_SECONDS + 0.5, figures  # the reply, not the greeting
-    reply = viewer.synced_report(since=figures.reply_start, until=figures.reply_start + 3.0)
-    assert reply.paired >= 3, reply.summary()
+    reply = turn.reply
+    assert reply is not None and reply.paired >= 3, reply
     assert reply.p95_abs_ms is not None and reply.p95_abs_ms <= SKEW_P95_MS, reply.summary()
     assert worker.problems() == [], worker.tail()
 

@@ -16,11 +16,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..devserver import IsolationError, LocalServer, ServerUnavailable, enter_private_network
+from ..devserver.worker import EXAMPLES
 from ..measure.room_bench import (
     DIRECT,
     ROOM_SCENARIOS,
     RoomServer,
+    format_barge_in_table,
     format_room_table,
+    run_barge_in_bench,
     run_room_bench,
 )
 from ..measure.scenarios import IMPLEMENTATIONS, SCENARIOS
@@ -56,6 +59,7 @@ def run_room_bench_cli(args: argparse.Namespace) -> int:
         except (ServerUnavailable, IsolationError) as exc:
             raise CLIError(f"--room needs LIVEKIT_URL or a local livekit-server: {exc}") from None
         server = RoomServer(local.url, local.api_key, local.api_secret)
+    barge_ins = None
     try:
         rows = asyncio.run(
             run_room_bench(
@@ -68,6 +72,9 @@ def run_room_bench_cli(args: argparse.Namespace) -> int:
                 progress=lambda label: print(f"room: {label}", file=sys.stderr, flush=True),
             )
         )
+        if (EXAMPLES / "local_avatar_agent.py").is_file():
+            print("room: barge-in through examples/local_avatar_agent.py", file=sys.stderr)
+            barge_ins = asyncio.run(run_barge_in_bench(server, 1 if args.quick else 5))
     finally:
         if local is not None:
             local.stop()
@@ -76,6 +83,15 @@ def run_room_bench_cli(args: argparse.Namespace) -> int:
         "receiver shows it, raw = the Python SDK's subscriber as it plays)\n"
     )
     sys.stdout.write(format_room_table(rows))
+    if barge_ins is not None:
+        sys.stdout.write(
+            "\nBarge-in by the user's voice (example worker, markers, 640x360; at the subscriber)\n"
+        )
+        sys.stdout.write(format_barge_in_table(barge_ins))
+    else:
+        sys.stdout.write(
+            "\n(barge-in section skipped: examples/ is not here; run from a checkout)\n"
+        )
     if args.json:
         data = [
             {

@@ -6,11 +6,13 @@
   in-namespace test link, so no media can ever leave the machine.
 - :mod:`.server`: :class:`LocalServer` starts it bound to 127.0.0.1, advertising only 127.0.0.1
   (no external IP, no public STUN), waits until it answers and stops it.
+- :mod:`.worker`: :class:`WorkerProcess` runs an example worker as a user does, and reads its log.
 """
 
 from .build import SERVER_MODULE, SERVER_VERSION, ServerUnavailable, server_binary
 from .netns import IsolationError, enter_private_network, is_private_network
 from .server import LocalServer
+from .worker import WorkerProcess
 
 __all__ = [
     "SERVER_MODULE",
@@ -18,6 +20,7 @@ __all__ = [
     "IsolationError",
     "LocalServer",
     "ServerUnavailable",
+    "WorkerProcess",
     "enter_private_network",
     "is_private_network",
     "server_binary",

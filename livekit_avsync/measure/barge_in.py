@@ -9,24 +9,29 @@ times are ``time.monotonic()``, the capture's clock.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from livekit import rtc
 
+from ..providers.face import FaceRenderer
+from .analysis import SyncReport
 from .bursts import AudioBurst
+from .room import RoomViewer
 from .spec import AVATAR_SPEC, MarkerSpec
 from .viewer import ViewerLog
 
-__all__ = ["BargeIn", "barge_in_figures", "speak_into_room"]
+__all__ = ["BargeIn", "BargeInTurn", "barge_in_figures", "barge_in_turn", "speak_into_room"]
 
 _BURST_EDGE_S = 0.015  # a burst's sound may start this early and end this late at a viewer
 _MIN_RUN_S = 0.02  # speech is sustained: shorter runs of loud milliseconds are codec artefacts
 _RUN_GAP_S = 0.005  # loud milliseconds this close belong to one run
 
 _FRAME_S = 0.01
+_SPEECH_PEAK = 0.14  # an avatar speaking under markers peaks at this fraction of the burst level
 _LOUD = 32768.0 * 10 ** (-40 / 20)  # a user frame this loud counts as speech onset
 _REPLY_SPAN_S = 5.0  # how long after its start the reply is looked at
 
@@ -167,3 +172,64 @@ def _sustained(times: np.ndarray) -> np.ndarray:
     runs = np.split(times, breaks)
     keep = [run for run in runs if run[-1] + 0.001 - run[0] >= _MIN_RUN_S]
     return np.concatenate(keep) if keep else times[:0]
+
+
+@dataclass(frozen=True)
+class BargeInTurn:
+    """One barge-in turn: the viewer's figures, the reply's lip-sync (as a lip-syncing receiver
+    shows it), and the interrupts the agent reported after the user's onset."""
+
+    figures: BargeIn
+    reply: SyncReport | None
+    interrupts: int
+
+
+async def barge_in_turn(
+    room: rtc.Room,
+    voice: np.ndarray,
+    voice_rate: int,
+    *,
+    interrupt_times: Callable[[], list[float]],
+    face: FaceRenderer,
+    spec: MarkerSpec = AVATAR_SPEC,
+    barge_after: float = 4.5,
+    reply_wait: float = 3.0,
+    join_timeout: float = 60.0,
+) -> BargeInTurn:
+    """In ``room`` (connected, as the user), wait for the agent's avatar to start speaking, speak
+    ``voice`` over it ``barge_after`` s in, let the reply play, and measure.
+
+    ``interrupt_times()`` returns the wall times (``time.time()``) at which the agent flushed
+    the avatar so far (a worker's log); ``face`` draws the avatar (for its closed mouth).
+    """
+    log = ViewerLog(
+        face, marker_tones=spec.frequencies, marker_peak=spec.burst_level * 2 * _SPEECH_PEAK
+    )
+    viewer = RoomViewer(room, spec=spec, on_video=log.on_video, on_audio=log.on_audio)
+    await viewer.start(timeout=join_timeout)
+    try:
+        capture = viewer.capture
+        await capture.wait_until(lambda: log.speech_times().size > 0, timeout=join_timeout)
+        speech_start = float(log.speech_times()[0])
+        await asyncio.sleep(max(0.0, speech_start + barge_after - time.monotonic()))
+        before = len(interrupt_times())
+        onset, user_end = await speak_into_room(room, voice, voice_rate)
+        await asyncio.sleep(reply_wait)
+    finally:
+        await viewer.aclose()
+    wall_to_mono = time.time() - time.monotonic()
+    after = [t - wall_to_mono for t in interrupt_times()[before:]]
+    interrupt = after[0] if after else None
+    figures = barge_in_figures(
+        log,
+        onset,
+        user_end,
+        interrupt=interrupt,
+        grace=0.25,
+        bursts=capture.audio_bursts,
+        spec=spec,
+    )
+    reply = None
+    if figures.reply_start is not None:
+        reply = viewer.synced_report(since=figures.reply_start, until=figures.reply_start + 3.0)
+    return BargeInTurn(figures, reply, len(after))

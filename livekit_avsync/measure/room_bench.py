@@ -19,12 +19,21 @@ from dataclasses import dataclass
 from livekit import api, rtc
 
 from .analysis import SyncReport
+from .barge_in import BargeInTurn, barge_in_turn
 from .loopback import LoopbackCapture
 from .room import RoomViewer
 from .scenarios import IMPLEMENTATIONS, ScenarioResult, Transport, run_scenario
 from .spec import MarkerSpec
 
-__all__ = ["RoomRow", "RoomServer", "format_room_table", "room_transport", "run_room_bench"]
+__all__ = [
+    "RoomRow",
+    "RoomServer",
+    "format_barge_in_table",
+    "format_room_table",
+    "room_transport",
+    "run_barge_in_bench",
+    "run_room_bench",
+]
 
 DIRECT = "direct"
 ROOM_SCENARIOS = (
@@ -194,3 +203,97 @@ def format_room_table(rows: list[RoomRow]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines) + "\n"
+
+
+# -- barge-in through the real example worker ----------------------------------------------------
+
+# what the keyless example agent runs with (examples/avatar_worker.py; livekit-agents 1.8 and
+# livekit-plugins-silero defaults): printed beside the figures they explain
+BARGE_IN_SETTINGS = {
+    "turn detection / interruption": "VAD (Silero), interruption mode vad",
+    "VAD min speech / min silence / activation": "0.05 s / 0.55 s / 0.5",
+    "min_interruption_duration": "0.5 s",
+    "resume_false_interruption": "False (no STT could confirm a pause)",
+    "AEC warm-up": "3.0 s (no interruption in the agent's first 3 s of speech)",
+}
+
+
+async def run_barge_in_bench(
+    server: RoomServer, turns: int = 3, *, width: int = 640, height: int = 360
+) -> list[BargeInTurn]:
+    """``turns`` barge-ins on ``examples/local_avatar_agent.py`` (started as a user starts it,
+    with markers): one fresh room each, the user speaking over the greeting 4.0, 4.6, 5.2 ... s
+    in (the 9.6 s greeting, past the 3 s AEC warm-up), so the cuts land mid-word and between."""
+    import asyncio
+
+    from ..demo.clip import REPLY, load_clip
+    from ..devserver import WorkerProcess
+    from ..providers.face import FaceRenderer
+
+    env = {
+        "LIVEKIT_URL": server.url,
+        "LIVEKIT_API_KEY": server.api_key,
+        "LIVEKIT_API_SECRET": server.api_secret,
+    }
+    worker = WorkerProcess(
+        env, "local_avatar_agent.py", AVSYNC_MARKERS="1", AVSYNC_VIDEO_SIZE=f"{width}x{height}"
+    )
+    voice = load_clip(REPLY, sample_rate=48000)
+    results = []
+    try:
+        await asyncio.to_thread(worker.wait_for, "registered worker", 90)
+        for i in range(turns):
+            room = rtc.Room()
+            await room.connect(server.url, server.token(f"barge-{uuid.uuid4().hex[:8]}", "user"))
+            try:
+                results.append(
+                    await barge_in_turn(
+                        room,
+                        voice.samples,
+                        voice.sample_rate,
+                        interrupt_times=lambda: worker.record_times("avatar interrupted"),
+                        face=FaceRenderer(width, height),
+                        barge_after=4.0 + 0.6 * (i % 5),
+                    )
+                )
+            finally:
+                await room.disconnect()
+    finally:
+        worker.terminate(timeout=15)
+        worker.close()
+    return results
+
+
+def format_barge_in_table(turns: list[BargeInTurn]) -> str:
+    """Per turn: user onset -> interrupt -> silence / still face at the subscriber, the reply."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.0f}"
+
+    header = [
+        "turn", "onset->interrupt", "interrupt->silent", "interrupt->still face",
+        "onset->silent", "stale speech", "reply after user", "reply p95",
+    ]  # fmt: skip
+    table = [header]
+    for i, turn in enumerate(turns, start=1):
+        f = turn.figures
+        interrupt_delay = None if f.interrupt is None else f.interrupt - f.onset
+        reply_after = None if f.reply_start is None else f.reply_start - f.user_end
+        reply_p95 = turn.reply.p95_abs_ms if turn.reply is not None else None
+        table.append(
+            [
+                str(i),
+                ms(interrupt_delay),
+                ms(f.silence_after_interrupt),
+                ms(f.mouth_after_interrupt),
+                ms(f.silence_after_onset),
+                ms(f.stale_seconds),
+                ms(reply_after),
+                "-" if reply_p95 is None else f"{reply_p95:.1f}",
+            ]
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    settings = [f"  {k}: {v}" for k, v in BARGE_IN_SETTINGS.items()]
+    return "\n".join(["(ms)", *lines, "settings:", *settings]) + "\n"

@@ -1,4 +1,5 @@
-"""An example worker run as a user runs it (``python examples/NAME.py start``), for e2e tests."""
+"""An example worker run as a user runs it (``python examples/NAME.py start``), for the e2e tests
+and the real-room bench: the subprocess, its JSON log records, and its shutdown."""
 
 from __future__ import annotations
 
@@ -9,26 +10,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from e2e_server import ServerInfo
+__all__ = ["EXAMPLES", "WorkerProcess"]
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # in a checkout of the project
 _FRAMEWORK_ROOM_GONE = "RuntimeError: room session transport is closed"
 
 
 class WorkerProcess:
     """The worker subprocess, its log (JSON lines in ``start`` mode) and its shutdown."""
 
-    def __init__(self, server: ServerInfo, script: str, *args: str, **env: str) -> None:
+    def __init__(self, server_env: Mapping[str, str], script: str, *args: str, **env: str) -> None:
+        """Start ``examples/<script> start ARGS`` with the server's ``LIVEKIT_*`` settings and
+        ``env`` (other ``LIVEKIT_*`` / ``AVSYNC_*`` variables of this process are left out)."""
+        if not (EXAMPLES / script).is_file():
+            raise FileNotFoundError(f"{EXAMPLES / script}: the examples come with a checkout")
         self._log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
         self.log_path = Path(self._log.name)
         environment = {
             k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "AVSYNC_"))
         }
-        environment.update(server.env())
+        environment.update(server_env)
         environment.update(env)
         self.process = subprocess.Popen(
             [sys.executable, str(EXAMPLES / script), "start", *args],
