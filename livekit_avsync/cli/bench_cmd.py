@@ -31,6 +31,7 @@ Scenarios: {"; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())}
   livekit-avsync bench --quick
   livekit-avsync bench --json bench.json            # full run, about 30 minutes
   livekit-avsync bench --scenarios interrupt,separate --duration 10
+  livekit-avsync bench --quick --busy 1               # the same beside one busy core
 """
 
 
@@ -66,6 +67,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _cores(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more cores, got {value}")
     return value
 
 
@@ -107,6 +118,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="length of each CPU run (default 20, 3 with --quick)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the jitter (default 0)")
+    parser.add_argument(
+        "--busy",
+        type=_cores,
+        default=0,
+        metavar="N",
+        help="keep N cores busy with spinning processes beside every run (a busy machine)",
+    )
     return parser
 
 
@@ -131,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         long_seconds=args.long_seconds,
         cpu_seconds=args.cpu_seconds,
         seed=args.seed,
+        busy=args.busy,
     )
     if not args.verbose:
         # rtc.AVSynchronizer warns on every late frame of a 25 fps input; keep progress readable

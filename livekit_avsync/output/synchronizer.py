@@ -520,15 +520,13 @@ class AVSynchronizer:
         if self._resampler is not None and rtc_frame.sample_rate != self._resampler_rate:
             self._flush_resampler()  # a rate change: the old resampler's tail plays first
         samples = self._conform(rtc_frame)
+        self._last_audio_ts = timestamp  # where a flushed resampler tail ends
         if rtc_frame.sample_rate != self._audio_source.sample_rate:
             # the resampler holds back its filter delay: what comes out ends that much earlier
             out = 0 if samples is None else samples.shape[0] / self._audio_source.sample_rate
             self._resampler_lag += rtc_frame.samples_per_channel / rtc_frame.sample_rate - out
-            if timestamp is not None and samples is not None:
-                self._last_audio_ts = timestamp
-                timestamp -= self._resampler_lag
-        else:
-            self._last_audio_ts = timestamp
+            if timestamp is not None and self._aligner.mode != "arrival":
+                timestamp -= self._resampler_lag  # (arrival mode: a constant delay, no matter)
         if samples is None or not self._admit_audio(samples, timestamp, epoch is not None):
             return
         await self._backpressure(
@@ -711,7 +709,7 @@ class AVSynchronizer:
         wall = self._playout.wall_time_of(ts) if self._playout.live else None
         if wall is not None:
             return wall
-        if self._pending:
+        if self._pending and not (self._fresh and self._pending[0].quiet):
             return math.inf  # audio is about to start and will define the clock: wait for it
         if self._video_anchor is None:
             return self._clock.now()  # nothing defines the clock: show it at once
@@ -834,8 +832,8 @@ class AVSynchronizer:
         the audio up into gaps. A video push wakes the wait early.
         """
         waited = now - head.arrival
-        if waited >= self._max_video_wait or self._fresh:
-            return 0.0  # waited long enough, or the first audio after a clear: it plays at once
+        if waited >= self._max_video_wait:
+            return 0.0
         flowing = self._playout.queued(now) > 0
         limit = self._max_video_wait - waited
         if self._video_seen:
@@ -843,7 +841,15 @@ class AVSynchronizer:
             if silent_for >= self._max_video_wait:
                 return 0.0  # video has stopped: do not hold audio hostage
             period = self._video.period
-            need = head.start - 2 * period if flowing else head.start + self._audio_lead + period
+            if flowing:
+                need = head.start - 2 * period
+            elif self._fresh and head.quiet and self._aligner.mode == "timestamps":
+                # quiet audio after a clear, on the video's own clock: no lips to sync and no lag
+                # to absorb, so it plays once its video is there (arrival mode keeps the margin,
+                # which is what absorbs the provider's video lag for the turns that follow)
+                need = head.start
+            else:
+                need = head.start + self._audio_lead + period
             if self._video_high + 0.5 * period >= need:
                 return 0.0
             limit = min(limit, self._max_video_wait - silent_for)

@@ -96,6 +96,7 @@ class Aligner:
         self.jumps = 0
         self.foreign_clocks = False  # auto mode found the two streams' clocks unrelated
         self._first: tuple[str, float] | None = None  # (stream, timestamp - arrival) of frame 1
+        self._foreign_first = False  # this stream's first frame is far off the other's clock
         self._shift = 0.0  # arrival mode: session = arrival-based time + shift (see _go_arrival)
 
     def checkpoint(self) -> AlignerState:
@@ -138,6 +139,7 @@ class Aligner:
         self._pending_rebase = None
         self.mode = self.requested_mode
         self._first = None
+        self._foreign_first = False
         self._shift = 0.0
 
     @property
@@ -148,14 +150,17 @@ class Aligner:
     def _resolve(self, stream: str, timestamp: float | None, arrival: float) -> SyncMode:
         if self.mode == "auto":
             self.mode = "timestamps" if timestamp is not None else "arrival"
-        if self.requested_mode == "auto" and self.mode == "timestamps" and timestamp is not None:
+        if self.mode == "timestamps" and timestamp is not None:
             if self._first is None:
                 self._first = (stream, timestamp - arrival)
             elif self._first[0] != stream:
                 lead = self._first[1]
                 self._first = (stream, lead)  # one check, at the other stream's first frame
                 if abs((timestamp - arrival) - lead) > FOREIGN_CLOCK_S:
-                    self._go_arrival(arrival)
+                    if self.requested_mode == "auto":
+                        self._go_arrival(arrival)
+                    else:
+                        self._foreign_first = True  # timestamps was asked for: re-base onto it
         return self.mode
 
     def _go_arrival(self, arrival: float) -> None:
@@ -195,7 +200,10 @@ class Aligner:
         else:
             raw_start = timestamp - duration
         if s.raw_end is None:
-            if s.session_end is None:
+            if self._foreign_first and s.session_end is None:
+                self._foreign_first = False  # carry on the video's timeline, not its clock
+                s.offset = self._rebase(raw_start, s, arrival, self._continuation(s, arrival))
+            elif s.session_end is None:
                 s.offset = self._video.offset  # first audio: on the same clock as the video
             else:
                 s.offset = self._rebase(
@@ -236,7 +244,10 @@ class Aligner:
         else:
             raw = timestamp
         if v.raw_end is None:
-            if v.session_end is None:
+            if self._foreign_first and v.session_end is None:
+                self._foreign_first = False  # carry on the audio's timeline, not its clock
+                v.offset = self._rebase(raw, v, arrival, self._continuation(v, arrival))
+            elif v.session_end is None:
                 v.offset = self._audio.offset  # first video: on the same clock as the audio
             else:
                 v.offset = self._rebase(raw, v, arrival, self._continuation(v, arrival))
