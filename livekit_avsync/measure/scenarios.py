@@ -628,6 +628,7 @@ class InterruptMeasurement:
     new_turn_p95_ms: float | None = None
     new_turn_mean_ms: float | None = None
     face_back_ms: float | None = None  # first non-speaking frame, after the producer's idle began
+    idle_after_ms: float | None = None  # when the producer's idle media began, after the clear
     push_blocked_ms: float = 0.0  # longest single push between the clear and the next turn
 
 
@@ -697,6 +698,7 @@ def measure_interrupt(
         if replaced is None or mark.idle_at is None
         else 1000 * (replaced - mark.idle_at),
         push_blocked_ms=1000 * mark.push_blocked,
+        idle_after_ms=None if mark.idle_at is None else 1000 * (mark.idle_at - t),
     )
 
 
@@ -826,12 +828,14 @@ async def run_scenario(
     stale_audio_grace: float = 0.03,
     stale_video_grace: float | None = None,
     observe: Callable[[SynchronizerLike], None] | None = None,
+    on_audio: Callable[[rtc.AudioFrame, float], None] | None = None,
 ) -> ScenarioResult:
     """Run one scenario through a fresh synchronizer on fresh sources and measure it.
 
     ``duration`` defaults to the scenario's full (or ``quick``) length. ``stale_video_grace``
     defaults to one output frame period. ``observe(sync)`` is called with the synchronizer once
-    it exists (e.g. to sample its stats while the run goes on).
+    it exists (e.g. to sample its stats while the run goes on); ``on_audio(frame, time)`` sees
+    every audio frame read back.
     """
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     if implementation not in IMPLEMENTATIONS:
@@ -851,7 +855,8 @@ async def run_scenario(
     video = rtc.VideoSource(width, height)
     started = time.monotonic()
     try:
-        async with LoopbackCapture.from_sources(audio, video, spec=spec) as capture:
+        capture = LoopbackCapture.from_sources(audio, video, spec=spec, on_audio=on_audio)
+        async with capture:
             await asyncio.sleep(0.05)  # the streams are open before the first frame
             sync = IMPLEMENTATIONS[implementation](audio, video, sc.settings)
             try:
