@@ -96,3 +96,15 @@ def test_a_frame_sent_outside_decide_pays_rate_credit() -> None:
     wait = v.send_wait(period / 2)
     assert wait == pytest.approx(period / 2, abs=1e-6)  # one more frame only after credit accrues
     assert v.send_wait(period / 2 + wait) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_playout_a_chunk_that_reached_the_source_late_moves_the_clock_on() -> None:
+    p = AudioPlayout()
+    p.hand(0.0, 0.0, 0.02, 0.02)
+    late = p.hand(0.0, 0.02, 0.04, 0.02)  # modelled to start at 0.02...
+    p.hand(0.0, 0.04, 0.06, 0.02)
+    assert p.landed(late, 0.05) == pytest.approx(0.03)  # ...but only got there at 0.05
+    assert p.wall_time_of(0.03) == pytest.approx(0.06)
+    assert p.queued(0.05) == pytest.approx(0.04)
+    assert p.underruns == 1
+    assert p.landed(late, 0.01) == 0.0  # in time: nothing moves

@@ -18,7 +18,7 @@ from ..media.convert import audio_to_rtc, av_frame_time, video_to_rtc
 from ..sync.aligner import Aligner, SyncMode
 from ..sync.clock import Clock, MonotonicClock
 from ..sync.gate import StaleGate
-from ..sync.playout import AudioPlayout
+from ..sync.playout import AudioPlayout, PlayedSegment
 from ..sync.stats import SyncStats
 from ..sync.video import QueuedFrame, VideoScheduler
 
@@ -34,6 +34,12 @@ _REST_AFTER_QUIET = 0.5  # s of quiet audio after which the frame on screen coun
 # A wait gives up this long after the media it waits for should have played (a late event loop
 # on a busy machine stays well inside it); it then warns and counts in stats.waits_given_up.
 _WAIT_SLACK_S = 0.5
+# On a busy machine the native side can take tens of ms to accept a capture, or the loop wakes
+# late: the source then runs dry, plays that audio later than the playout model says, and video
+# (timed by the model) leads the sound. After such a hiccup the audio lead grows by the delay
+# seen (up to this), so the next one is absorbed by what the source still holds; it decays back.
+_MAX_LEAD_EXTRA_S = 0.1
+_LEAD_DECAY = 0.998  # per chunk handed: the extra lead halves in ~7 s of audio
 
 
 class _Waker:
@@ -200,6 +206,7 @@ class AVSynchronizer:
         self._last_audio_ts: float | None = None  # producer timestamp of the last audio pushed
         self._fresh = False  # a clear happened: the next admitted audio plays at once
         self._waits_given_up = 0
+        self._lead_extra = 0.0  # s of audio lead added after hiccups (see _MAX_LEAD_EXTRA_S)
         self._epoch = 0
         self._closed = False
         self._error: BaseException | None = None
@@ -766,8 +773,7 @@ class AVSynchronizer:
         rate = self._audio_source.sample_rate
         channels = self._audio_source.num_channels
         # topped up two chunks per wake-up (half the wake-ups of one), from `low` to ~`low + 40 ms`:
-        # about audio_lead queued on average
-        low = max(self._audio_lead - _CHUNK_S, 0.01)
+        # about audio_lead queued on average (more after hiccups: see _MAX_LEAD_EXTRA_S)
         fill_to = 0.0
         while not self._closed:
             if not self._pending or self._paused_at is not None:
@@ -776,10 +782,13 @@ class AVSynchronizer:
                 continue
             now = self._clock.now()
             queued = self._playout.queued(now)
+            low = max(self._audio_lead + self._lead_extra - _CHUNK_S, 0.01)
             if queued >= fill_to - _CHUNK_S / 2:
                 if queued > low:
                     fill_to = 0.0
+                    planned = now + queued - low
                     await self._pump_wake.sleep(queued - low)
+                    self._hiccup(self._clock.now() - planned)  # woken late?
                     continue
                 fill_to = low + 2 * _CHUNK_S
             head = self._pending[0]
@@ -803,16 +812,27 @@ class AVSynchronizer:
                 self._handed.popleft()
             if queued <= 0:
                 self._video_wake.wake()  # audio (re)starts: the due times of queued video moved
-            await self._capture_audio(rtc.AudioFrame(head.samples.tobytes(), rate, channels, n))
+            await self._capture_audio(
+                rtc.AudioFrame(head.samples.tobytes(), rate, channels, n), seg
+            )
             self._counts["chunks_out"] += 1
             self._signal_progress()
 
-    async def _capture_audio(self, frame: rtc.AudioFrame) -> None:
-        """``capture_frame``, and clear the source again if an interrupt came while in flight."""
+    async def _capture_audio(self, frame: rtc.AudioFrame, seg: PlayedSegment) -> None:
+        """``capture_frame``, and clear the source again if an interrupt came while in flight.
+
+        A slow capture (the native side busy) means the chunk may have reached the source late:
+        the model is moved so it does not claim the chunk played before it was there.
+        """
         epoch = self._epoch
         self._capturing = True
+        started = self._clock.now()
         try:
             await self._audio_source.capture_frame(frame)
+            now = self._clock.now()
+            self._hiccup(now - started)
+            if now - started > 0.005 and epoch == self._epoch and self._playout.landed(seg, now):
+                self._video_wake.wake()  # due times moved on
         finally:
             self._capturing = False
             landed, self._capture_landed = self._capture_landed, None
@@ -821,6 +841,15 @@ class AVSynchronizer:
                 self._playout.clear(self._clock.now())
             if landed is not None and not landed.done():
                 landed.set_result(None)
+
+    def _hiccup(self, delay: float) -> None:
+        """A capture or a wake-up ``delay`` s late: grow the audio lead to absorb the next one."""
+        if delay > 0.005:
+            extra = min(delay + 0.01, _MAX_LEAD_EXTRA_S)
+            if extra > self._lead_extra:
+                self._lead_extra = extra
+        else:
+            self._lead_extra *= _LEAD_DECAY
 
     def _video_wait(self, head: _Chunk, now: float) -> float:
         """Seconds the head audio chunk should still wait for its video to arrive (0: go).

@@ -166,6 +166,26 @@ class AudioPlayout:
             seg = self._segments[-1]
         return seg.raw_offset if seg else 0.0
 
+    def landed(self, seg: PlayedSegment, now: float) -> float:
+        """``seg``'s chunk only reached the source at ``now`` (its capture was slow): it cannot
+        have started before then. Moves it and every later chunk on; returns by how much.
+
+        Without this the model would stay ahead of what is heard for good after one such
+        hiccup (the source ran dry and played the chunk late), and video would lead the sound.
+        """
+        delta = now + self._latency - seg.wall_start
+        if delta <= 0 or not any(s is seg for s in self._segments):
+            return 0.0
+        moving = False
+        for s in self._segments:
+            moving = moving or s is seg
+            if moving:
+                s.wall_start += delta
+                s.wall_end += delta
+        self._play_end += delta
+        self.underruns += 1  # the source ran dry before it
+        return delta
+
     def rewind(self, now: float) -> list[PlayedSegment]:
         """Take back the segments that have not started playing (a pause), newest last."""
         taken: list[PlayedSegment] = []
