@@ -15,7 +15,7 @@ import numpy as np
 from livekit import rtc
 
 from ..media.convert import audio_to_rtc, av_frame_time, video_to_rtc
-from ..sync.aligner import Aligner, SyncMode
+from ..sync.aligner import FOREIGN_CLOCK_S, Aligner, SyncMode
 from ..sync.clock import Clock, MonotonicClock
 from ..sync.gate import StaleGate
 from ..sync.playout import AudioPlayout, PlayedSegment
@@ -206,6 +206,7 @@ class AVSynchronizer:
         self._last_audio_ts: float | None = None  # producer timestamp of the last audio pushed
         self._fresh = False  # a clear happened: the next admitted audio plays at once
         self._waits_given_up = 0
+        self._foreign_logged = False
         self._lead_extra = 0.0  # s of audio lead added after hiccups (see _MAX_LEAD_EXTRA_S)
         self._epoch = 0
         self._closed = False
@@ -391,6 +392,15 @@ class AVSynchronizer:
             video = due - now if math.isfinite(due) else self._max_video_wait + audio
         return max(audio, video, 0.0)
 
+    def _log_foreign_clocks(self) -> None:
+        if self._aligner.foreign_clocks and not self._foreign_logged:
+            self._foreign_logged = True
+            logger.warning(
+                "AVSynchronizer: audio and video timestamps are on unrelated clocks (first "
+                "frames more than %.0f s apart): synchronising by arrival (sync_mode='arrival')",
+                FOREIGN_CLOCK_S,
+            )
+
     def _give_up(self, what: str, behind: float) -> None:
         self._waits_given_up += 1
         log = logger.warning if self._waits_given_up == 1 else logger.debug
@@ -547,6 +557,7 @@ class AVSynchronizer:
         duration = samples.shape[0] / self._audio_source.sample_rate
         before = self._aligner.checkpoint()
         start, end, raw_offset = self._aligner.audio(timestamp, duration, now)
+        self._log_foreign_clocks()
         chunks = self._chunks(samples, start, end, raw_offset, now)
         if tagged:
             self._gate.open(now)
@@ -666,6 +677,7 @@ class AVSynchronizer:
         now = self._clock.now()
         before = self._aligner.checkpoint()
         ts, _ = self._aligner.video(timestamp, now)
+        self._log_foreign_clocks()
         if epoch is not None:
             self._gate.open(now)
         if not self._gate.admit_video(now, ts, timestamps=self._aligner.mode == "timestamps"):
