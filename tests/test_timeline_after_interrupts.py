@@ -282,4 +282,4 @@ async def test_captures_that_reach_the_source_late_keep_video_on_the_sound() -> 
 
     r = await run_scenario("interleaved", "livekit_avsync", duration=8.0, observe=starve)
     assert r.skew_mean_ms is not None and abs(r.skew_mean_ms) <= 8.0, r.report.summary()
-    assert r.skew_p95_ms is not None and r.skew_p95_ms <= 20.0, r.report.summary()
+    assert r.skew_p95_ms is not None and r.skew_p95_ms <= 40.0, r.report.summary()

@@ -40,6 +40,8 @@ _WAIT_SLACK_S = 0.5
 # seen (up to this), so the next one is absorbed by what the source still holds; it decays back.
 _MAX_LEAD_EXTRA_S = 0.1
 _LEAD_DECAY = 0.998  # per chunk handed: the extra lead halves in ~7 s of audio
+_LATE_CAPTURE_S = 0.015  # a capture this slow may have landed late: the model follows it
+_CALLBACK_S = 0.005  # what of that delay is taken as the completion reaching the event loop
 
 
 class _Waker:
@@ -843,7 +845,10 @@ class AVSynchronizer:
             await self._audio_source.capture_frame(frame)
             now = self._clock.now()
             self._hiccup(now - started)
-            if now - started > 0.005 and epoch == self._epoch and self._playout.landed(seg, now):
+            # only a long one: a short delay is as likely the callback reaching us late as the
+            # chunk reaching the source late; the chunk was there a moment before we heard
+            late = now - started > _LATE_CAPTURE_S
+            if late and epoch == self._epoch and self._playout.landed(seg, now - _CALLBACK_S):
                 self._video_wake.wake()  # due times moved on
         finally:
             self._capturing = False
