@@ -31,6 +31,7 @@ Scenarios: {"; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())}
   livekit-avsync bench --quick
   livekit-avsync bench --json bench.json            # full run, about 30 minutes
   livekit-avsync bench --scenarios interrupt,separate --duration 10
+  livekit-avsync bench --quick --busy 1               # the same beside one busy core
 """
 
 
@@ -66,6 +67,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _cores(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more cores, got {value}")
     return value
 
 
@@ -113,6 +124,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="run the scenarios through a real LiveKit room to a real subscriber (LIVEKIT_URL "
         "and keys, or a local livekit-server built with Go)",
     )
+    parser.add_argument(
+        "--busy",
+        type=_cores,
+        default=0,
+        metavar="N",
+        help="keep N cores busy with spinning processes beside every run (a busy machine)",
+    )
     return parser
 
 
@@ -141,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         long_seconds=args.long_seconds,
         cpu_seconds=args.cpu_seconds,
         seed=args.seed,
+        busy=args.busy,
     )
     if not args.verbose:
         # rtc.AVSynchronizer warns on every late frame of a 25 fps input; keep progress readable

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import math
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ from .scenarios import (
     MAX_RUN_SECONDS,
     SAMPLE_RATE,
     SCENARIOS,
+    InterruptMeasurement,
     ScenarioResult,
     SynchronizerLike,
     SyncSettings,
@@ -45,6 +48,7 @@ __all__ = [
     "MemoryResult",
     "Progress",
     "RunError",
+    "busy_cores",
     "format_tables",
     "measure_cpu",
     "measure_memory",
@@ -59,6 +63,8 @@ TARGET_P95_MS = 20.0
 TARGET_DRIFT_MS_PER_MIN = 5.0
 TARGET_AUDIO_TAIL_MS = 20.0
 TARGET_CPU_MS = 1.0
+GATE_QUIET_MS = 250.0  # AVSynchronizer's default gate_quiet_ms
+TARGET_PUSH_BLOCK_MS = 50.0  # a producer pushing in real time never waits after a clear
 
 # allocations of the measurement harness itself (capture records, marker decoding): namedtuple
 # constructors are compiled from a string, so their allocations are filed under "<string>"
@@ -76,8 +82,11 @@ class BenchConfig:
     long_seconds: float | None = None
     cpu_seconds: float | None = None
     seed: int = 0
+    busy: int = 0  # processes spinning a core each beside every run (a busy machine)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.busy, int) or self.busy < 0:
+            raise ValueError(f"busy must be a whole number of cores >= 0, got {self.busy!r}")
         unknown = [i for i in self.items if i not in BENCH_ITEMS]
         if unknown:
             raise ValueError(
@@ -441,8 +450,30 @@ def _plan(config: BenchConfig) -> list[tuple[str, str]]:
     return plan
 
 
+@contextlib.contextmanager
+def busy_cores(n: int) -> Any:
+    """``n`` processes that each keep one core busy while the block runs (then killed)."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait(timeout=5)
+
+
 async def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchResults:
-    """Run every configured item for every implementation, one after another."""
+    """Run every configured item for every implementation, one after another (beside
+    ``config.busy`` busy cores)."""
+    with busy_cores(config.busy):
+        return await _run_bench(config, progress)
+
+
+async def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchResults:
     progress = progress or Progress()
     results = BenchResults(config)
     plan = _plan(config)
@@ -551,9 +582,18 @@ def _interrupt_rows(results: BenchResults) -> list[list[str]]:
                 _ms(sum(m.stale_audio_ms for m in its)),
                 f"{sum(m.first_turn not in (None, 0) for m in its)}/{len(its)}",
                 _ms(max(new)) if new else "-",
+                _face_back(its),
+                _ms(max(m.push_blocked_ms for m in its)),
             ]
         )
     return rows
+
+
+def _face_back(its: Sequence[InterruptMeasurement]) -> str:
+    """Worst time from the producer's idle media starting to a non-speaking face ('-': n/a)."""
+    if any(m.face_back_ms is None for m in its):
+        return "never" if any(m.video_tail_ms is None for m in its) else "-"
+    return _ms(max(m.face_back_ms for m in its if m.face_back_ms is not None))
 
 
 def _targets(results: BenchResults) -> list[str]:
@@ -592,7 +632,22 @@ def _targets(results: BenchResults) -> list[str]:
     if drifts:
         worst, where = max(drifts)
         check("|drift| ms/min (runs >= 1 min)", worst, TARGET_DRIFT_MS_PER_MIN, f"({where})")
-    its = [m for r in ours for m in r.interrupts]
+    barge = [m for r in ours for m in r.interrupts if r.scenario.startswith("barge_in")]
+    if barge:
+        faces = [m.face_back_ms for m in barge]
+        check(
+            "barge-in: face back after the producer's idle begins, ms",
+            math.inf if None in faces else max(f for f in faces if f is not None),
+            GATE_QUIET_MS + barge[0].video_grace_ms,
+            "(gate quiet time + one frame)",
+        )
+        check(
+            "barge-in: longest push after the clear, ms",
+            max(m.push_blocked_ms for m in barge),
+            TARGET_PUSH_BLOCK_MS,
+            "",
+        )
+    its = [m for r in ours for m in r.interrupts if not r.scenario.startswith("barge_in")]
     if its:
         check(
             "interrupt audio tail ms", max(m.audio_tail_ms for m in its), TARGET_AUDIO_TAIL_MS, ""
@@ -680,6 +735,8 @@ def format_tables(results: BenchResults) -> str:
                     "stale audio",
                     "speaking after",
                     "new turn p95",
+                    "face back",
+                    "push blocked",
                 ],
                 rows,
             )

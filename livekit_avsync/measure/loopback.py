@@ -24,10 +24,13 @@ import logging
 import time
 from array import array
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from livekit import rtc
+from livekit.rtc._ffi_client import FfiClient
+from livekit.rtc._proto import ffi_pb2 as proto_ffi
+from livekit.rtc._proto import video_frame_pb2 as proto_video_frame
 
 from .analysis import (
     FrameContinuity,
@@ -62,6 +65,31 @@ class VideoArrival(NamedTuple):
     time: float
     frame: int | None
     turn: int | None
+
+
+_VIDEO_QUEUE_FRAMES = 600  # 20 s at 30 fps: the reader may fall far behind, nothing is lost
+
+
+class _CaptureVideoStream(rtc.VideoStream):
+    """``rtc.VideoStream`` whose native frame queue is deep.
+
+    The SDK leaves the native queue at its default, which drops the oldest frame as soon as the
+    Python reader falls behind ("native video stream queue overflow"): on a busy machine the
+    instrument then lost frames the synchronizer did send, and frame-accounting checks failed
+    for the measurement's sake. Same request as the SDK's, plus ``queue_size_frames``.
+    """
+
+    def _create_owned_stream(self) -> Any:
+        assert self._track is not None
+        req = proto_ffi.FfiRequest()
+        new = req.new_video_stream
+        new.track_handle = self._track._ffi_handle.handle
+        new.type = proto_video_frame.VideoStreamType.VIDEO_STREAM_NATIVE
+        if self._format is not None:
+            new.format = self._format
+        new.normalize_stride = True
+        new.queue_size_frames = _VIDEO_QUEUE_FRAMES
+        return FfiClient.instance.request(req).new_video_stream.stream
 
 
 class LoopbackCapture:
@@ -157,7 +185,7 @@ class LoopbackCapture:
         self._streams.append(audio)
         self._tasks.append(asyncio.create_task(self._read_audio(audio), name="capture-audio"))
         if self._video_track is not None:
-            video = rtc.VideoStream(self._video_track, format=rtc.VideoBufferType.I420)
+            video = _CaptureVideoStream(self._video_track, format=rtc.VideoBufferType.I420)
             self._streams.append(video)
             self._tasks.append(asyncio.create_task(self._read_video(video), name="capture-video"))
 

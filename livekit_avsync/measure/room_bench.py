@@ -76,7 +76,10 @@ def room_transport(
 
     @contextlib.asynccontextmanager
     async def transport(
-        audio: rtc.AudioSource, video: rtc.VideoSource, spec: MarkerSpec
+        audio: rtc.AudioSource,
+        video: rtc.VideoSource,
+        spec: MarkerSpec,
+        on_audio: Callable[[rtc.AudioFrame, float], None] | None,
     ) -> AsyncIterator[LoopbackCapture]:
         name = f"bench-{uuid.uuid4().hex[:8]}"
         publisher, viewer_room = rtc.Room(), rtc.Room()
@@ -93,7 +96,7 @@ def room_transport(
                 rtc.LocalVideoTrack.create_video_track("bench-video", video),
                 rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, stream=stream),
             )
-            viewer = RoomViewer(viewer_room, identity=_PUBLISHER, spec=spec)
+            viewer = RoomViewer(viewer_room, identity=_PUBLISHER, spec=spec, on_audio=on_audio)
             await viewer.start(timeout=_SUBSCRIBE_TIMEOUT_S)
             if viewers is not None:
                 viewers.append(viewer)

@@ -51,6 +51,7 @@ __all__ = [
     "SynchronizerLike",
     "audio_gaps",
     "measure_interrupt",
+    "produce_barge_in",
     "produce_bursts",
     "produce_interleaved",
     "produce_interrupt",
@@ -178,6 +179,8 @@ class InterruptMark:
     in_flight: range = range(0)  # video frame numbers pushed after the clear, untagged
     next_turn_at: float = math.inf
     next_turn: int | None = None
+    idle_at: float | None = None  # when the producer's own idle media began after the clear
+    push_blocked: float = 0.0  # s: the longest single push between the clear and the next turn
 
 
 @dataclass(slots=True)
@@ -385,6 +388,108 @@ async def produce_interrupt(
     return log
 
 
+class _Pusher:
+    """Pushes marker media on one media clock from one task (timestamps, or None if untimed)
+    and keeps the longest single push since :meth:`watch` was called."""
+
+    def __init__(self, sync: SynchronizerLike, media: MarkerMedia, log: ProducerLog, timed: bool):
+        self.sync, self.media, self.log, self.timed = sync, media, log, timed
+        self.frame = self.audio = 0
+        self.blocked = 0.0
+        self._watch = False
+        self._quiet = _near_silence(media)
+
+    def watch(self) -> None:
+        self._watch, self.blocked = True, 0.0
+
+    async def _push(self, frame: Any, ts: float) -> None:
+        t = time.monotonic()
+        await self.sync.push(frame, ts if self.timed else None)
+        if self._watch:
+            self.blocked = max(self.blocked, time.monotonic() - t)
+
+    async def play(self, seconds: float, *, turn: int, speech: bool, origin: float | None) -> None:
+        """``seconds`` of media; paced at real time from wall ``origin`` (None: as fast as the
+        synchronizer takes it)."""
+        media = self.media
+        end = media.video_time(self.frame) + seconds
+        while media.video_time(self.frame) < end - 1e-9:
+            n = self.frame
+            if origin is not None:
+                await _sleep_until(origin + media.video_time(n))
+            await self._push(media.video(n, turn), media.video_time(n))
+            self.frame += 1
+            self.log.video_frames += 1
+            while media.audio_start(self.audio) < media.video_time(n + 1) - 1e-9:
+                k = self.audio
+                frame = media.audio(k, speech=True) if speech else self._quiet
+                await self._push(frame, media.audio_end(k))
+                self.audio += 1
+                self.log.audio_frames += 1
+        self.log.media_seconds = media.audio_start(self.audio)
+
+
+def _near_silence(media: MarkerMedia) -> rtc.AudioFrame:
+    """A quiet avatar's audio: a 300 Hz hum at about -75 dBFS (not digital silence)."""
+    t = np.arange(media.step) / media.sample_rate
+    hum = np.round(5.8 * math.sqrt(2) * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+    return rtc.AudioFrame(hum.tobytes(), media.sample_rate, 1, media.step)
+
+
+async def produce_barge_in(
+    sync: SynchronizerLike,
+    media: MarkerMedia,
+    duration: float,
+    *,
+    timed: bool = True,
+    speech: float = 3.0,
+    clear_after: float = 2.0,
+    in_flight: float = 0.2,
+    idle: float = 1.0,
+    next_speech: float = 1.2,
+) -> ProducerLog:
+    """A barge-in with no idle lead-in, on one continuous media clock (or untimed).
+
+    Speech from the very first frame: ``speech`` s pushed as fast as backpressure allows;
+    ``clear_queue()`` once ``clear_after`` s have played (wall time since the first push), from a
+    second task; then ``in_flight`` s more of the cut turn (untagged) and ``idle`` s of
+    near-silent idle media in real time, timestamps continuing; then the next turn.
+    ``duration`` is ignored (the shape is fixed).
+    """
+    log = ProducerLog()
+    pusher = _Pusher(sync, media, log, timed)
+    cleared, started = asyncio.Event(), asyncio.Event()
+    mark = InterruptMark(math.inf, 1)
+
+    async def produce() -> None:
+        log.started_at = time.monotonic()
+        started.set()
+        await pusher.play(speech, turn=1, speech=True, origin=None)
+        await cleared.wait()
+        origin = mark.cleared_at - media.video_time(pusher.frame)  # real time from the clear
+        first = pusher.frame
+        await pusher.play(in_flight, turn=1, speech=True, origin=origin)
+        mark.in_flight = range(first, pusher.frame)
+        mark.idle_at = time.monotonic()
+        await pusher.play(idle, turn=IDLE_TURN, speech=False, origin=origin)
+        mark.push_blocked = pusher.blocked
+        mark.next_turn_at, mark.next_turn = time.monotonic(), 2
+        await pusher.play(next_speech, turn=2, speech=True, origin=origin)
+        await pusher.play(0.4, turn=IDLE_TURN, speech=False, origin=origin)
+
+    async def interrupt() -> None:
+        await started.wait()
+        await _sleep_until(log.started_at + clear_after)
+        mark.cleared_at = time.monotonic()
+        pusher.watch()
+        await sync.clear_queue()
+        log.interrupts.append(mark)
+        cleared.set()
+
+    await _run_all(produce(), interrupt())
+    return log
+
+
 # -- scenarios -----------------------------------------------------------------------------------
 
 Producer = Callable[[SynchronizerLike, MarkerMedia, float, int], Awaitable[ProducerLog]]
@@ -470,6 +575,22 @@ SCENARIOS: dict[str, Scenario] = {
             20.0,
             2.8,
         ),
+        Scenario(
+            "barge_in",
+            "speech from frame 0 pushed ahead, clear at 2 s, 200 ms in flight, -75 dBFS idle; "
+            "one continuous clock",
+            lambda sync, media, d, seed: produce_barge_in(sync, media, d),
+            5.0,
+            5.0,
+        ),
+        Scenario(
+            "barge_in_untimed",
+            "as barge_in, with untimed pushes (sync_mode=arrival)",
+            lambda sync, media, d, seed: produce_barge_in(sync, media, d, timed=False),
+            5.0,
+            5.0,
+            sync_mode="arrival",
+        ),
     )
 }
 
@@ -506,6 +627,9 @@ class InterruptMeasurement:
     new_turn_paired: int = 0
     new_turn_p95_ms: float | None = None
     new_turn_mean_ms: float | None = None
+    face_back_ms: float | None = None  # first non-speaking frame, after the producer's idle began
+    idle_after_ms: float | None = None  # when the producer's idle media began, after the clear
+    push_blocked_ms: float = 0.0  # longest single push between the clear and the next turn
 
 
 def _loud_seconds(capture: LoopbackCapture, start: float, end: float) -> float:
@@ -570,6 +694,11 @@ def measure_interrupt(
         first_turn=later[0].turn if later else None,
         audio_grace_ms=1000 * audio_grace,
         video_grace_ms=1000 * grace_v,
+        face_back_ms=None
+        if replaced is None or mark.idle_at is None
+        else 1000 * (replaced - mark.idle_at),
+        push_blocked_ms=1000 * mark.push_blocked,
+        idle_after_ms=None if mark.idle_at is None else 1000 * (mark.idle_at - t),
     )
 
 
@@ -686,18 +815,19 @@ def _speaking_report(capture: LoopbackCapture) -> SyncReport:
     return capture.analyze(where=lambda o: o.turn != IDLE_TURN)
 
 
+AudioHook = Callable[[rtc.AudioFrame, float], None]
 Transport = Callable[
-    [rtc.AudioSource, rtc.VideoSource, MarkerSpec],
+    [rtc.AudioSource, rtc.VideoSource, MarkerSpec, AudioHook | None],
     contextlib.AbstractAsyncContextManager[LoopbackCapture],
 ]
 
 
 @contextlib.asynccontextmanager
 async def loopback_transport(
-    audio: rtc.AudioSource, video: rtc.VideoSource, spec: MarkerSpec
+    audio: rtc.AudioSource, video: rtc.VideoSource, spec: MarkerSpec, on_audio: AudioHook | None
 ) -> AsyncIterator[LoopbackCapture]:
     """The sources' own local tracks, read back with no room (the loopback bench)."""
-    async with LoopbackCapture.from_sources(audio, video, spec=spec) as capture:
+    async with LoopbackCapture.from_sources(audio, video, spec=spec, on_audio=on_audio) as capture:
         yield capture
 
 
@@ -715,15 +845,17 @@ async def run_scenario(
     observe: Callable[[SynchronizerLike], None] | None = None,
     transport: Transport | None = None,
     factories: Mapping[str, Factory] | None = None,
+    on_audio: Callable[[rtc.AudioFrame, float], None] | None = None,
 ) -> ScenarioResult:
     """Run one scenario through a fresh synchronizer on fresh sources and measure it.
 
     ``duration`` defaults to the scenario's full (or ``quick``) length. ``stale_video_grace``
     defaults to one output frame period. ``observe(sync)`` is called with the synchronizer once
-    it exists (e.g. to sample its stats while the run goes on). ``transport(audio, video, spec)``
-    carries the sources to the capture that measures them: by default local tracks read back
-    (the loopback bench); :func:`~.room_bench.room_transport` goes through a real room.
-    ``factories`` replaces :data:`IMPLEMENTATIONS` as the table ``implementation`` is looked up in.
+    it exists (e.g. to sample its stats while the run goes on); ``on_audio(frame, time)`` sees
+    every audio frame read back. ``transport(audio, video, spec, on_audio)`` carries the sources
+    to the capture that measures them: by default local tracks read back (the loopback bench);
+    :func:`~.room_bench.room_transport` goes through a real room. ``factories`` replaces
+    :data:`IMPLEMENTATIONS` as the table ``implementation`` is looked up in.
     """
     sc = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     table = IMPLEMENTATIONS if factories is None else factories
@@ -744,7 +876,7 @@ async def run_scenario(
     video = rtc.VideoSource(width, height)
     started = time.monotonic()
     try:
-        async with (transport or loopback_transport)(audio, video, spec) as capture:
+        async with (transport or loopback_transport)(audio, video, spec, on_audio) as capture:
             await asyncio.sleep(0.05)  # the streams are open before the first frame
             sync = table[implementation](audio, video, sc.settings)
             try:

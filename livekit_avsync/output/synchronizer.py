@@ -16,10 +16,10 @@ from livekit import rtc
 
 from ..media.convert import audio_to_rtc, av_frame_time, video_to_rtc
 from ..media.validate import check_frame, check_source_open, declared_samples
-from ..sync.aligner import Aligner, SyncMode
+from ..sync.aligner import FOREIGN_CLOCK_S, Aligner, SyncMode
 from ..sync.clock import Clock, MonotonicClock
 from ..sync.gate import StaleGate
-from ..sync.playout import AudioPlayout
+from ..sync.playout import AudioPlayout, PlayedSegment
 from ..sync.stats import SyncStats
 from ..sync.video import QueuedFrame, VideoScheduler
 
@@ -32,6 +32,17 @@ logger = logging.getLogger("livekit_avsync")
 # would cost twice the FFI round trips (and event-loop wake-ups) for the same result.
 _CHUNK_S = 0.02
 _REST_AFTER_QUIET = 0.5  # s of quiet audio after which the frame on screen counts as "at rest"
+# A wait gives up this long after the media it waits for should have played (a late event loop
+# on a busy machine stays well inside it); it then warns and counts in stats.waits_given_up.
+_WAIT_SLACK_S = 0.5
+# On a busy machine the native side can take tens of ms to accept a capture, or the loop wakes
+# late: the source then runs dry, plays that audio later than the playout model says, and video
+# (timed by the model) leads the sound. After such a hiccup the audio lead grows by the delay
+# seen (up to this), so the next one is absorbed by what the source still holds; it decays back.
+_MAX_LEAD_EXTRA_S = 0.1
+_LEAD_DECAY = 0.998  # per chunk handed: the extra lead halves in ~7 s of audio
+_LATE_CAPTURE_S = 0.015  # a capture this slow may have landed late: the model follows it
+_CALLBACK_S = 0.005  # what of that delay is taken as the completion reaching the event loop
 
 
 class _Waker:
@@ -194,6 +205,12 @@ class AVSynchronizer:
         self._paused_buffer = max(self._audio_buffer, 3.0)
         self._resampler: rtc.AudioResampler | None = None
         self._resampler_rate = 0
+        self._resampler_lag = 0.0  # s of input the resampler holds back (its filter delay)
+        self._last_audio_ts: float | None = None  # producer timestamp of the last audio pushed
+        self._fresh = False  # a clear happened: the next admitted audio plays at once
+        self._waits_given_up = 0
+        self._foreign_logged = False
+        self._lead_extra = 0.0  # s of audio lead added after hiccups (see _MAX_LEAD_EXTRA_S)
         self._epoch = 0
         self._closed = False
         self._error: BaseException | None = None
@@ -214,6 +231,7 @@ class AVSynchronizer:
         self._show_rest = False
         self._quiet_since: float | None = None
         self._last_ts_us = -1
+        self._last_capture_at = 0.0
         self._ts_base: float | None = None
         self._send_times: deque[float] = deque(maxlen=max(2, int(self._video_fps)))
         self._offset_ema: float | None = None
@@ -276,6 +294,9 @@ class AVSynchronizer:
         """
         self._check_usable()
         now = self._clock.now()
+        self._aligner.rewind_to(self._media_now(now))  # dropped media does not move the timeline
+        self._video_anchor = None  # the next admitted media defines the clock again
+        self._fresh = True
         self._epoch += 1
         self._gate.close(now)
         self._cleared_s += self._pending_s + self._playout.queued(now)
@@ -284,6 +305,7 @@ class AVSynchronizer:
         self._pending_s = 0.0
         self._handed.clear()
         self._resampler = None  # its buffered tail belongs to the interrupted turn
+        self._resampler_lag = 0.0
         self._audio_source.clear_queue()
         self._playout.clear(now)
         self._counts["video_cleared"] += self._video.clear()
@@ -340,14 +362,58 @@ class AVSynchronizer:
         return self._paused_at is not None
 
     async def wait_for_playout(self) -> None:
-        """Wait until every queued audio chunk has played and every queued video frame has left."""
+        """Wait until every queued audio chunk has played and every queued video frame has left.
+
+        The resampler's buffered tail is flushed first (the turn has ended), so it plays too. The
+        wait is bounded by the media queued (more is allowed for media pushed meanwhile); past
+        that it warns, counts in ``stats.waits_given_up`` and returns.
+        """
+        self._check_usable()
+        self._flush_resampler()
+        admitted = self._admitted_s
+        deadline = self._clock.now() + self._media_left() + _WAIT_SLACK_S
         while True:
             self._check_usable()
             now = self._clock.now()
             queued = self._playout.queued(now)
             if not self._pending and queued <= 0 and not len(self._video):
                 return
-            await self._progress_wait(timeout=max(0.002, min(queued, 0.05)))
+            deadline += self._admitted_s - admitted  # audio pushed meanwhile is waited for too
+            admitted = self._admitted_s
+            if now >= deadline:
+                self._give_up("wait_for_playout()", now - deadline + self._media_left())
+                return
+            await self._progress_wait(timeout=max(0.002, min(queued, 0.05, deadline - now)))
+
+    def _media_left(self) -> float:
+        """Seconds until everything queued now should have played and left."""
+        now = self._clock.now()
+        audio = self._pending_s + self._playout.queued(now)
+        newest = self._video.newest_ts()
+        video = 0.0
+        if newest is not None:
+            due = self._due_of(newest)
+            video = due - now if math.isfinite(due) else self._max_video_wait + audio
+        return max(audio, video, 0.0)
+
+    def _log_foreign_clocks(self) -> None:
+        if self._aligner.foreign_clocks and not self._foreign_logged:
+            self._foreign_logged = True
+            logger.warning(
+                "AVSynchronizer: audio and video timestamps are on unrelated clocks (first "
+                "frames more than %.0f s apart): synchronising by arrival (sync_mode='arrival')",
+                FOREIGN_CLOCK_S,
+            )
+
+    def _give_up(self, what: str, behind: float) -> None:
+        self._waits_given_up += 1
+        log = logger.warning if self._waits_given_up == 1 else logger.debug
+        log(
+            "AVSynchronizer: %s gave up waiting (media still %.0f ms from playing); "
+            "see stats.waits_given_up",
+            what,
+            behind * 1000,
+        )
 
     def reset(self) -> None:
         """Start a new timeline: the next frames' timestamps are not related to earlier ones."""
@@ -452,6 +518,8 @@ class AVSynchronizer:
             video_queue_ms=video_q * 1000,
             av_offset_ms=(self._offset_ema or 0.0) * 1000,
             playback_position=self._playout.played(now),
+            waits_given_up=self._waits_given_up,
+            foreign_clocks=a.foreign_clocks,
         )
 
     # -- input ---------------------------------------------------------------------------------
@@ -470,22 +538,67 @@ class AVSynchronizer:
             self._counts["audio_stale"] += 1
             return
         self._counts["audio_in"] += 1
+        if self._resampler is not None and rtc_frame.sample_rate != self._resampler_rate:
+            self._flush_resampler()  # a rate change: the old resampler's tail plays first
         samples = self._conform(rtc_frame)
-        if samples is None:
+        self._last_audio_ts = timestamp  # where a flushed resampler tail ends
+        if rtc_frame.sample_rate != self._audio_source.sample_rate:
+            # the resampler holds back its filter delay: what comes out ends that much earlier
+            out = 0 if samples is None else samples.shape[0] / self._audio_source.sample_rate
+            self._resampler_lag += rtc_frame.samples_per_channel / rtc_frame.sample_rate - out
+            if timestamp is not None and self._aligner.mode != "arrival":
+                timestamp -= self._resampler_lag  # (arrival mode: a constant delay, no matter)
+        if samples is None or not self._admit_audio(samples, timestamp, epoch is not None):
             return
+        await self._backpressure(
+            "push(audio)", lambda: self._pending_s - self._audio_limit(), self._pending_s
+        )
+
+    def _admit_audio(self, samples: np.ndarray, timestamp: float | None, tagged: bool) -> bool:
+        """Place audio on the timeline and queue it, unless the gate drops it (then the timeline
+        is left as it was: dropped media never moves it)."""
         now = self._clock.now()
-        rate = self._audio_source.sample_rate
-        duration = samples.shape[0] / rate
+        duration = samples.shape[0] / self._audio_source.sample_rate
+        before = self._aligner.checkpoint()
         start, end, raw_offset = self._aligner.audio(timestamp, duration, now)
+        self._log_foreign_clocks()
         chunks = self._chunks(samples, start, end, raw_offset, now)
-        if epoch is not None:
+        if tagged:
             self._gate.open(now)
         if not self._gate.admit_audio(now, all(c.quiet for c in chunks), start):
+            self._aligner.restore(before)
             self._counts["audio_stale"] += 1
-            return
+            return False
         self._enqueue(chunks)
-        while self._pending_s > self._audio_limit() and not self._closed:
-            await self._progress_wait()
+        return True
+
+    def _flush_resampler(self) -> None:
+        """Play the resampler's buffered tail (rate change, end of turn); it ends where the
+        input did."""
+        resampler, self._resampler = self._resampler, None
+        self._resampler_lag = 0.0
+        if resampler is None:
+            return
+        src = self._audio_source
+        parts = [np.frombuffer(f.data, dtype=np.int16) for f in resampler.flush()]
+        parts = [p for p in parts if p.size]
+        if parts:
+            tail = np.concatenate(parts).reshape(-1, src.num_channels)
+            self._admit_audio(tail, self._last_audio_ts, False)
+
+    async def _backpressure(self, what: str, excess: Callable[[], float], media: float) -> None:
+        """Wait while ``excess()`` > 0, at most as long as that excess takes to play (plus
+        slack): a wait that outlives the media it waits for warns and gives up."""
+        first = excess()
+        if first <= 0 or self._closed:
+            return
+        deadline = self._clock.now() + min(first, media) + _WAIT_SLACK_S
+        while not self._closed and excess() > 0:
+            left = deadline - self._clock.now()
+            if left <= 0:
+                self._give_up(what, excess())
+                return
+            await self._progress_wait(timeout=left)
             self._check_usable()
 
     def _conform(self, frame: rtc.AudioFrame) -> np.ndarray | None:
@@ -566,10 +679,13 @@ class AVSynchronizer:
             return
         self._counts["video_in"] += 1
         now = self._clock.now()
+        before = self._aligner.checkpoint()
         ts, _ = self._aligner.video(timestamp, now)
+        self._log_foreign_clocks()
         if epoch is not None:
             self._gate.open(now)
         if not self._gate.admit_video(now, ts, timestamps=self._aligner.mode == "timestamps"):
+            self._aligner.restore(before)  # dropped media never moves the timeline
             self._counts["video_stale"] += 1
             return
         self._video.push(QueuedFrame(ts, rtc_frame, timestamp))
@@ -579,18 +695,22 @@ class AVSynchronizer:
         if self._video_anchor is None:
             self._video_anchor = (ts, now)
         self._ensure_tasks()
-        if len(self._video) == 1 and self._due_of(ts) < self._video_wake.deadline - 0.001:
+        if len(self._video) == 1 and (
+            self._video_wake.idle or self._due_of(ts) < self._video_wake.deadline - 0.001
+        ):
             self._video_wake.wake()  # a new head, due before the loop's planned wake-up
         if self._audio_waits_video:
             self._pump_wake.wake()
-        while not self._closed:
-            head = self._media_now(self._clock.now())
-            newest = self._video.newest_ts()
-            limit = self._video_limit if self._paused_at is None else self._paused_buffer
-            if head is None or newest is None or newest - head <= limit:
-                break
-            await self._progress_wait()
-            self._check_usable()
+        await self._backpressure("push(video)", self._video_excess, math.inf)
+
+    def _video_excess(self) -> float:
+        """Seconds the video queue reaches further ahead of the clock than allowed (<= 0: ok)."""
+        head = self._media_now(self._clock.now())
+        newest = self._video.newest_ts()
+        if head is None or newest is None:
+            return 0.0
+        limit = self._video_limit if self._paused_at is None else self._paused_buffer
+        return newest - head - limit
 
     def _audio_limit(self) -> float:
         return self._audio_buffer if self._paused_at is None else self._paused_buffer
@@ -601,21 +721,21 @@ class AVSynchronizer:
         """Session media time playing now: the audio's, or video free-running before any audio."""
         if self._paused_head is not None:
             return self._paused_head
-        head = self._playout.playhead(now)
-        if head is not None:
-            return head
+        if self._playout.live:
+            return self._playout.playhead(now)
         if self._video_anchor is None:
             return None
         ts0, t0 = self._video_anchor
         return ts0 + (now - t0)
 
     def _due_of(self, ts: float) -> float:
-        wall = self._playout.wall_time_of(ts)
+        wall = self._playout.wall_time_of(ts) if self._playout.live else None
         if wall is not None:
             return wall
-        if self._pending:
+        if self._pending and not (self._fresh and self._pending[0].quiet):
             return math.inf  # audio is about to start and will define the clock: wait for it
-        assert self._video_anchor is not None
+        if self._video_anchor is None:
+            return self._clock.now()  # nothing defines the clock: show it at once
         if (
             self._playout.never_handed
             and self._clock.now() - self._video_anchor[1] < self._max_video_wait
@@ -672,8 +792,7 @@ class AVSynchronizer:
         rate = self._audio_source.sample_rate
         channels = self._audio_source.num_channels
         # topped up two chunks per wake-up (half the wake-ups of one), from `low` to ~`low + 40 ms`:
-        # about audio_lead queued on average
-        low = max(self._audio_lead - _CHUNK_S, 0.01)
+        # about audio_lead queued on average (more after hiccups: see _MAX_LEAD_EXTRA_S)
         fill_to = 0.0
         while not self._closed:
             if not self._pending or self._paused_at is not None:
@@ -682,10 +801,13 @@ class AVSynchronizer:
                 continue
             now = self._clock.now()
             queued = self._playout.queued(now)
+            low = max(self._audio_lead + self._lead_extra - _CHUNK_S, 0.01)
             if queued >= fill_to - _CHUNK_S / 2:
                 if queued > low:
                     fill_to = 0.0
+                    planned = now + queued - low
                     await self._pump_wake.sleep(queued - low)
+                    self._hiccup(self._clock.now() - planned)  # woken late?
                     continue
                 fill_to = low + 2 * _CHUNK_S
             head = self._pending[0]
@@ -698,6 +820,7 @@ class AVSynchronizer:
                     self._audio_waits_video = False
                 continue
             self._pending.popleft()
+            self._fresh = False
             n = head.samples.shape[0]
             self._pending_s -= n / rate
             seg = self._playout.hand(
@@ -708,16 +831,30 @@ class AVSynchronizer:
                 self._handed.popleft()
             if queued <= 0:
                 self._video_wake.wake()  # audio (re)starts: the due times of queued video moved
-            await self._capture_audio(rtc.AudioFrame(head.samples.tobytes(), rate, channels, n))
+            await self._capture_audio(
+                rtc.AudioFrame(head.samples.tobytes(), rate, channels, n), seg
+            )
             self._counts["chunks_out"] += 1
             self._signal_progress()
 
-    async def _capture_audio(self, frame: rtc.AudioFrame) -> None:
-        """``capture_frame``, and clear the source again if an interrupt came while in flight."""
+    async def _capture_audio(self, frame: rtc.AudioFrame, seg: PlayedSegment) -> None:
+        """``capture_frame``, and clear the source again if an interrupt came while in flight.
+
+        A slow capture (the native side busy) means the chunk may have reached the source late:
+        the model is moved so it does not claim the chunk played before it was there.
+        """
         epoch = self._epoch
         self._capturing = True
+        started = self._clock.now()
         try:
             await self._audio_source.capture_frame(frame)
+            now = self._clock.now()
+            self._hiccup(now - started)
+            # only a long one: a short delay is as likely the callback reaching us late as the
+            # chunk reaching the source late; the chunk was there a moment before we heard
+            late = now - started > _LATE_CAPTURE_S
+            if late and epoch == self._epoch and self._playout.landed(seg, now - _CALLBACK_S):
+                self._video_wake.wake()  # due times moved on
         finally:
             self._capturing = False
             landed, self._capture_landed = self._capture_landed, None
@@ -726,6 +863,15 @@ class AVSynchronizer:
                 self._playout.clear(self._clock.now())
             if landed is not None and not landed.done():
                 landed.set_result(None)
+
+    def _hiccup(self, delay: float) -> None:
+        """A capture or a wake-up ``delay`` s late: grow the audio lead to absorb the next one."""
+        if delay > 0.005:
+            extra = min(delay + 0.01, _MAX_LEAD_EXTRA_S)
+            if extra > self._lead_extra:
+                self._lead_extra = extra
+        else:
+            self._lead_extra *= _LEAD_DECAY
 
     def _video_wait(self, head: _Chunk, now: float) -> float:
         """Seconds the head audio chunk should still wait for its video to arrive (0: go).
@@ -746,7 +892,15 @@ class AVSynchronizer:
             if silent_for >= self._max_video_wait:
                 return 0.0  # video has stopped: do not hold audio hostage
             period = self._video.period
-            need = head.start - 2 * period if flowing else head.start + self._audio_lead + period
+            if flowing:
+                need = head.start - 2 * period
+            elif self._fresh and head.quiet and self._aligner.mode == "timestamps":
+                # quiet audio after a clear, on the video's own clock: no lips to sync and no lag
+                # to absorb, so it plays once its video is there (arrival mode keeps the margin,
+                # which is what absorbs the provider's video lag for the turns that follow)
+                need = head.start
+            else:
+                need = head.start + self._audio_lead + period
             if self._video_high + 0.5 * period >= need:
                 return 0.0
             limit = min(limit, self._max_video_wait - silent_for)
@@ -759,10 +913,15 @@ class AVSynchronizer:
         while not self._closed:
             now = self._clock.now()
             if self._show_rest:
+                wait = self._video.send_wait(now)  # the rest frame obeys the rate cap too
+                if wait > 0:
+                    await self._video_wake.sleep(wait)
+                    continue
                 self._show_rest = False
                 rest = self._idle_override or self._rest
                 if rest is not None:
                     self._video.last = rest
+                    self._video.mark_sent(now)
                     self._counts["repeated"] += 1  # shown before: a repeat, not a new frame
                     self._capture(rest, now)
                 continue
@@ -797,12 +956,22 @@ class AVSynchronizer:
                 await self._video_wake.sleep(min(decision.wake_at - now, 0.1))
 
     def _capture(self, item: QueuedFrame, now: float) -> None:
+        """Hand a frame to the VideoSource, stamped with the media time playing (wall time
+        elapsed when no clock is defined or the media time jumped, e.g. after an interrupt)."""
         head = self._media_now(now)
-        media = head if head is not None else now
-        if self._ts_base is None:
-            self._ts_base = media
-        ts_us = max(int((media - self._ts_base) * 1e6), self._last_ts_us + 1000)
+        wall_us = self._last_ts_us + int((now - self._last_capture_at) * 1e6)
+        if head is None:
+            ts_us = wall_us
+        else:
+            if self._ts_base is None:
+                self._ts_base = head
+            ts_us = int((head - self._ts_base) * 1e6)
+            if self._last_ts_us >= 0 and abs(ts_us - wall_us) > 500_000:
+                self._ts_base = head - wall_us / 1e6  # a jump: carry on from the last stamp
+                ts_us = wall_us
+        ts_us = max(ts_us, self._last_ts_us + 1000)
         self._last_ts_us = ts_us
+        self._last_capture_at = now
         self._video_source.capture_frame(item.frame, timestamp_us=ts_us)
         self._counts["video_out"] += 1
         self._send_times.append(now)

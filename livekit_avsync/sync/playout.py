@@ -56,6 +56,7 @@ class AudioPlayout:
         self._handed = 0.0  # seconds of audio handed over, ever
         self._discarded = 0.0  # seconds handed over but cleared before they played
         self._cleared = False  # the next gap follows a clear, not an underrun
+        self._detached = False  # cleared: the clock is undefined until the next chunk is handed
         self.underruns = 0
 
     def hand(
@@ -75,6 +76,7 @@ class AudioPlayout:
         elif self._segments and not self._cleared and 0.005 < start - self._play_end < 1.0:
             self.underruns += 1  # the queue ran dry mid-stream
         self._cleared = False
+        self._detached = False
         seg = PlayedSegment(media_start, media_end, start, start + duration, quiet, raw_offset)
         self._segments.append(seg)
         self._play_end = seg.wall_end
@@ -82,6 +84,15 @@ class AudioPlayout:
         while len(self._segments) > 1 and self._segments[0].wall_end < now - self._history:
             self._segments.popleft()
         return seg
+
+    @property
+    def live(self) -> bool:
+        """Audio defines the clock: handed over, and not cleared since.
+
+        After a clear the playhead must not run on from what was dropped, or media pushed after
+        the clear would be timed (and waited for) as if the dropped media still played first.
+        """
+        return bool(self._segments) and not self._detached
 
     @property
     def never_handed(self) -> bool:
@@ -155,6 +166,26 @@ class AudioPlayout:
             seg = self._segments[-1]
         return seg.raw_offset if seg else 0.0
 
+    def landed(self, seg: PlayedSegment, now: float) -> float:
+        """``seg``'s chunk only reached the source at ``now`` (its capture was slow): it cannot
+        have started before then. Moves it and every later chunk on; returns by how much.
+
+        Without this the model would stay ahead of what is heard for good after one such
+        hiccup (the source ran dry and played the chunk late), and video would lead the sound.
+        """
+        delta = now + self._latency - seg.wall_start
+        if delta <= 0 or not any(s is seg for s in self._segments):
+            return 0.0
+        moving = False
+        for s in self._segments:
+            moving = moving or s is seg
+            if moving:
+                s.wall_start += delta
+                s.wall_end += delta
+        self._play_end += delta
+        self.underruns += 1  # the source ran dry before it
+        return delta
+
     def rewind(self, now: float) -> list[PlayedSegment]:
         """Take back the segments that have not started playing (a pause), newest last."""
         taken: list[PlayedSegment] = []
@@ -178,3 +209,4 @@ class AudioPlayout:
             seg.wall_end = now
         self._play_end = min(self._play_end, now)
         self._cleared = True
+        self._detached = True

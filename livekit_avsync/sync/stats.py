@@ -36,6 +36,11 @@ class SyncStats:
     """Smoothed lateness of video against the audio clock when frames leave (+ = video late)."""
     playback_position: float
     """Seconds of audio that have really played out through the AudioSource."""
+    waits_given_up: int = 0
+    """Pushes and ``wait_for_playout()`` calls that outlived the media they waited for (each
+    logged): they returned instead of hanging."""
+    foreign_clocks: bool = False
+    """``auto`` mode found the audio and video timestamps on unrelated clocks (now ``arrival``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -88,6 +88,20 @@ class VideoScheduler:
             return _BURST
         return min(_BURST, self._credit + (now - self._credit_at) / self.period)
 
+    def send_wait(self, now: float) -> float:
+        """Seconds until the rate cap lets a frame leave (0: now); for frames sent outside
+        :meth:`decide`, such as the rest frame at an interrupt."""
+        last = self._last_sent_at
+        if last is None:
+            return 0.0
+        credit = self._credit_now(now)
+        need = (1.0 - credit) * self.period if credit < 1.0 - 1e-9 else 0.0
+        return max(last + _MIN_GAP * self.period - now, need, 0.0)
+
+    def mark_sent(self, now: float) -> None:
+        """A frame left outside :meth:`decide`: it spends rate credit like any other."""
+        self._mark_sent(now)
+
     def _mark_sent(self, now: float) -> None:
         self._credit = self._credit_now(now) - 1.0
         self._credit_at = now
