@@ -1,0 +1,77 @@
+"""A user tries their agent on a real server with recorded provider output: provider output is
+recorded once (ProviderRecorder around a marker-stamped LocalAvatar, no server), then the
+example worker runs with ``--avatar replay:FILE``-equivalent ``AVSYNC_AVATAR=replay:FILE`` and a
+real subscriber receives that recording, in one stream and in sync."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from e2e_server import ServerInfo
+from livekit import rtc
+from livekit.agents import AgentSession
+from room_helpers import joined, track_streams, unique_room, wait_bursts_since
+
+from livekit_avsync import AvatarSession, LocalAvatar, ProviderRecorder
+from livekit_avsync.devserver import WorkerProcess
+from livekit_avsync.measure import AVATAR_SPEC
+from livekit_avsync.measure.room import RoomViewer
+
+W, H, FPS = 640, 360, AVATAR_SPEC.fps
+RECORD_S = 12.0
+
+
+async def record(path: Path) -> None:
+    provider = ProviderRecorder(path).wrap(
+        LocalAvatar(width=W, height=H, fps=FPS, markers=AVATAR_SPEC)
+    )
+    avatar = AvatarSession(provider=provider, video_width=W, video_height=H, video_fps=FPS)
+    session = AgentSession()
+    await avatar.start(session, room=None)  # no room: the sources are fed, nothing published
+    await asyncio.sleep(RECORD_S)
+    await avatar.aclose()  # finalises the recording
+    await session.aclose()
+
+
+def written(path: Path) -> bool:
+    """The recording's media file and its timing sidecar are both there."""
+    return os.path.getsize(path) > 0 and os.path.isfile(f"{path}.jsonl")
+
+
+async def test_the_worker_replays_a_recording_to_a_real_subscriber_in_sync(
+    livekit_server: ServerInfo, tmp_path: Path
+) -> None:
+    recording = tmp_path / "provider.mkv"
+    await record(recording)
+    assert await asyncio.to_thread(written, recording)
+    worker = WorkerProcess(
+        livekit_server.env(),
+        "local_avatar_agent.py",
+        AVSYNC_AVATAR=f"replay:{recording}",
+        AVSYNC_VIDEO_SIZE=f"{W}x{H}",
+        AVSYNC_MARKERS="1",  # the agent's speech peaks under the recorded markers' bursts
+    )
+    try:
+        await asyncio.to_thread(worker.wait_for, "registered worker", 90)
+        room_name = unique_room("replay")
+        async with joined(livekit_server, room_name, "user") as room:
+            viewer = RoomViewer(room)
+            await viewer.start(timeout=60)
+            assert viewer.participant is not None
+            assert viewer.participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+            streams = await track_streams(livekit_server, room_name, viewer.participant.identity)
+            assert set(streams.values()) == {"avatar"}
+            await asyncio.sleep(2.0)  # the receiver settles
+            since = time.monotonic()
+            await wait_bursts_since(viewer.capture, since, 8, timeout=20)
+            report = viewer.synced_report(since)
+            await viewer.aclose()
+        assert report.paired >= 6, report.summary()
+        assert report.p95_abs_ms is not None and report.p95_abs_ms <= 40.0, report.summary()
+        assert worker.problems() == [], worker.tail()
+    finally:
+        worker.terminate(timeout=15)
+        worker.close()
