@@ -10,6 +10,7 @@ from e2e_server import ServerInfo
 from livekit import api, rtc
 
 from livekit_avsync.measure import LoopbackCapture
+from livekit_avsync.measure.room_bench import RoomServer
 
 
 def unique_room(prefix: str) -> str:
@@ -17,13 +18,7 @@ def unique_room(prefix: str) -> str:
 
 
 def token(server: ServerInfo, room: str, identity: str) -> str:
-    grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
-    return (
-        api.AccessToken(server.api_key, server.api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .to_jwt()
-    )
+    return RoomServer(server.url, server.api_key, server.api_secret).token(room, identity)
 
 
 @contextlib.asynccontextmanager

@@ -88,6 +88,7 @@ async def wait_gone(server: ServerInfo, room: str, identity: str, timeout: float
 async def test_dispatched_agent_publishes_one_stream_in_sync_and_leaves_with_the_user(
     livekit_server: ServerInfo, worker: WorkerProcess
 ) -> None:
+    mark = worker.mark()
     room_name = unique_room("worker")
     async with joined(livekit_server, room_name, "user") as room:
         viewer = await agent_joins(
@@ -111,12 +112,13 @@ async def test_dispatched_agent_publishes_one_stream_in_sync_and_leaves_with_the
         )
     left = await wait_gone(livekit_server, room_name, agent, timeout=15)
     assert left < 15
-    assert worker.problems() == [], worker.tail()
+    assert worker.problems(since=mark) == [], worker.tail()
 
 
 async def test_deleting_the_room_ends_the_job_cleanly(
     livekit_server: ServerInfo, worker: WorkerProcess
 ) -> None:
+    mark = worker.mark()
     room_name = unique_room("delete")
     async with joined(livekit_server, room_name, "user") as room:
         viewer = await agent_joins(livekit_server, room, worker)
@@ -128,12 +130,13 @@ async def test_deleting_the_room_ends_the_job_cleanly(
     while len(worker.record_times("process exiting")) <= job_ends_before:
         assert time.monotonic() < deadline, worker.tail()
         await asyncio.sleep(0.2)
-    assert worker.problems() == [], worker.tail()
+    assert worker.problems(since=mark) == [], worker.tail()
 
 
 async def test_the_users_voice_cuts_the_avatar_and_its_reply_plays_in_sync(
     livekit_server: ServerInfo, worker: WorkerProcess
 ) -> None:
+    mark = worker.mark()
     voice = load_clip(REPLY, sample_rate=48000)  # the user says: "Oh, sorry! Go ahead."
     async with joined(livekit_server, unique_room("barge-in"), "user") as room:
         turn = await barge_in_turn(
@@ -156,10 +159,11 @@ async def test_the_users_voice_cuts_the_avatar_and_its_reply_plays_in_sync(
     reply = turn.reply
     assert reply is not None and reply.paired >= 3, reply
     assert reply.p95_abs_ms is not None and reply.p95_abs_ms <= SKEW_P95_MS, reply.summary()
-    assert worker.problems() == [], worker.tail()
+    assert worker.problems(since=mark) == [], worker.tail()
 
 
 def test_worker_exits_promptly_on_sigterm(worker: WorkerProcess) -> None:
+    mark = worker.mark()
     assert worker.terminate(timeout=10) < 10
     assert worker.process.returncode == 0, worker.tail()
-    assert worker.problems() == [], worker.tail()
+    assert worker.problems(since=mark) == [], worker.tail()

@@ -18,7 +18,15 @@ from typing import Any
 __all__ = ["EXAMPLES", "WorkerProcess"]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # in a checkout of the project
-_FRAMEWORK_ROOM_GONE = "RuntimeError: room session transport is closed"
+
+
+def _framework_room_gone(record: dict[str, Any]) -> bool:
+    """livekit-agents' warning that a session event met a room that is gone (see problems())."""
+    return (
+        record.get("name") == "livekit.agents"
+        and record.get("level") == "WARNING"
+        and str(record.get("message", "")).startswith("failed to send session event")
+    )
 
 
 class WorkerProcess:
@@ -80,23 +88,36 @@ class WorkerProcess:
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.text().splitlines()[-lines:])
 
-    def problems(self) -> list[str]:
-        """Tracebacks, and error records of the agent and of livekit_avsync.
+    def mark(self) -> int:
+        """A place in the log: :meth:`problems` ``(since=mark)`` looks only after it."""
+        return len(self.text().splitlines())
+
+    def problems(self, since: int = 0) -> list[str]:
+        """Tracebacks and error records (of the agent and of livekit_avsync) after line ``since``.
 
         Two reports are not failures of ours: the Rust SDK's own ``livekit`` logger reports a
-        room the server deleted as an error, and livekit-agents' session-event writer warns with
-        a traceback when an event it queued meets that deleted room (``remote_session.py``:
-        "room session transport is closed").
+        room the server deleted as an error, and livekit-agents' session-event writer warns,
+        by design instead of raising, when an event it queued meets a room that is gone
+        (``remote_session.py``: "failed to send session event", with its traceback).
         """
         found = []
-        for line in self.text().splitlines():
-            if "Traceback" in line and _FRAMEWORK_ROOM_GONE not in line:
-                found.append(line)
-        found += [
-            str(r.get("message"))
-            for r in self.records()
-            if r.get("level") in ("ERROR", "CRITICAL") and r.get("name") != "livekit"
-        ]
+        for line in self.text().splitlines()[since:]:
+            record: dict[str, Any] | None = None
+            if line.startswith("{"):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    record = None
+            if record is None:
+                if "Traceback" in line:
+                    found.append(line)
+                continue
+            if _framework_room_gone(record):
+                continue
+            if record.get("level") in ("ERROR", "CRITICAL") and record.get("name") != "livekit":
+                found.append(str(record.get("message")))
+            elif "Traceback" in line:
+                found.append(str(record.get("message")))
         return found
 
     def terminate(self, timeout: float) -> float:

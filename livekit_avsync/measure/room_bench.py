@@ -11,6 +11,7 @@ and for frames pushed straight into the sources (``direct``: what the transport 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,8 +19,12 @@ from dataclasses import dataclass
 
 from livekit import api, rtc
 
+from ..demo.clip import REPLY, load_clip
+from ..devserver.worker import WorkerProcess
+from ..providers.face import FaceRenderer
 from .analysis import SyncReport
 from .barge_in import BargeInTurn, barge_in_turn
+from .bench import _Direct  # the bench's own baseline: frames pushed straight into the sources
 from .loopback import LoopbackCapture
 from .room import RoomViewer
 from .scenarios import IMPLEMENTATIONS, ScenarioResult, Transport, run_scenario
@@ -134,8 +139,6 @@ async def run_room_bench(
     progress: Callable[[str], None] | None = None,
 ) -> list[RoomRow]:
     """Each scenario x implementation on the loopback and through a fresh room of ``server``."""
-    from .bench import _Direct  # the bench's own baseline: frames straight into the sources
-
     factories = dict(IMPLEMENTATIONS)
     factories[DIRECT] = lambda audio, video, _settings: _Direct(audio, video)
     rows = []
@@ -227,12 +230,6 @@ async def run_barge_in_bench(
     """``turns`` barge-ins on ``examples/local_avatar_agent.py`` (started as a user starts it,
     with markers): one fresh room each, the user speaking over the greeting 4.0, 4.6, 5.2 ... s
     in (the 9.6 s greeting, past the 3 s AEC warm-up), so the cuts land mid-word and between."""
-    import asyncio
-
-    from ..demo.clip import REPLY, load_clip
-    from ..devserver import WorkerProcess
-    from ..providers.face import FaceRenderer
-
     env = {
         "LIVEKIT_URL": server.url,
         "LIVEKIT_API_KEY": server.api_key,
