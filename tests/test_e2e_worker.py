@@ -163,6 +163,13 @@ async def test_the_users_voice_cuts_the_avatar_and_its_reply_plays_in_sync(
 
 
 def test_worker_exits_promptly_on_sigterm(worker: WorkerProcess) -> None:
+    # the users have left: every job the worker was given ends (bounded), then it is idle
+    deadline = time.monotonic() + 20
+    while len(worker.record_times("process exiting")) < len(
+        worker.record_times("received job request")
+    ):
+        assert time.monotonic() < deadline, f"a job did not end:\n{worker.tail()}"
+        time.sleep(0.2)
     mark = worker.mark()
     assert worker.terminate(timeout=10) < 10
     assert worker.process.returncode == 0, worker.tail()
