@@ -20,6 +20,7 @@ from livekit_avsync.measure import (
     analyze_sync,
     decode_marker,
     detect_bursts,
+    estimate_drift,
     frame_continuity,
     is_silent,
     marker_audio,
@@ -245,7 +246,8 @@ def test_analysis_offsets_percentiles_and_drift() -> None:
     assert report.paired == 40 and not report.unpaired_video and not report.unpaired_audio
     offsets = np.array([m.offset_ms for m in report.offsets])
     assert offsets == pytest.approx(10.0 + 3.0 * np.arange(40) * 0.5 / 60)
-    assert report.drift_ms_per_min == pytest.approx(3.0)
+    assert report.drift_ms_per_min is None  # 20 s of markers: a slope there is noise
+    assert "drift n/a (run under a minute)" in report.summary()
     assert report.mean_ms == pytest.approx(offsets.mean())
     assert report.p50_abs_ms == pytest.approx(np.percentile(offsets, 50))
     assert report.p95_abs_ms == pytest.approx(np.percentile(offsets, 95))
@@ -253,6 +255,31 @@ def test_analysis_offsets_percentiles_and_drift() -> None:
     data = json.loads(json.dumps(report.to_dict()))
     assert data["paired"] == 40 and len(data["offsets"]) == 40
     assert data["offsets"][0]["offset_ms"] == pytest.approx(10.0)
+
+
+def test_drift_over_a_minute_comes_with_its_interval() -> None:
+    video, bursts = _timeline(lambda t: 10.0 + 3.0 * t / 60, markers=130)  # 64.5 s of markers
+    report = analyze_sync(video, bursts)
+    assert report.drift_ms_per_min == pytest.approx(3.0)
+    assert report.drift_ci95_ms_per_min == pytest.approx(0.0, abs=1e-6)  # exact line
+    assert "drift +3.0 \u00b1 0.0 ms/min" in report.summary()
+
+
+def test_drift_interval_covers_the_true_slope_under_jitter() -> None:
+    rng = np.random.default_rng(7)
+    times = np.arange(0.0, 120.0, 0.5)
+    covered = 0
+    for _ in range(200):
+        offsets = 5.0 + 2.0 * times / 60 + rng.normal(0.0, 8.0, times.size)
+        drift = estimate_drift(times, offsets)
+        assert drift is not None and drift.span_s == pytest.approx(119.5)
+        covered += abs(drift.ms_per_min - 2.0) <= drift.ci95_ms_per_min
+    assert 180 <= covered <= 199  # a 95 % interval: about 190 of 200
+    # the same jitter over 10 s: no figure at all, rather than +-20 ms/min of noise
+    assert estimate_drift(times[:20], offsets[:20]) is None
+    assert estimate_drift([0.0, 60.0], [1.0, 2.0]) is None  # two points make no interval
+    with pytest.raises(ValueError, match="differ in length"):
+        estimate_drift([0.0, 30.0, 60.0], [1.0, 2.0])
 
 
 def test_analysis_pairs_by_code_when_an_interrupt_drops_bursts() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..measure.analysis import SyncReport
+from ..measure.analysis import Drift, SyncReport, estimate_drift
 
 __all__ = ["DemoResult", "InterruptFigures", "TurnFigures", "offset_summary"]
 
@@ -65,27 +65,34 @@ class InterruptFigures:
         }
 
 
-_SUMMARY_KEYS = ("markers", "p50_abs_ms", "p95_abs_ms", "max_abs_ms", "mean_ms", "drift_ms_per_min")
+_SUMMARY_KEYS = (
+    "markers",
+    "p50_abs_ms",
+    "p95_abs_ms",
+    "max_abs_ms",
+    "mean_ms",
+    "drift_ms_per_min",
+    "drift_ci95_ms_per_min",
+)
 
 
 def offset_summary(markers: list[tuple[float, float]]) -> dict[str, Any]:
-    """Count, p50/p95/max of |offset|, the mean offset (ms) and the drift (ms/min, least squares;
-    None under 3 markers or 2 s) of ``(time s, offset ms)`` pairs."""
+    """Count, p50/p95/max of |offset|, the mean offset (ms) and the drift with its 95 % interval
+    (ms/min; None on runs under a minute, see :func:`estimate_drift`) of ``(time s, offset ms)``."""
     if not markers:
         return dict.fromkeys(_SUMMARY_KEYS, None) | {"markers": 0}
     times = np.asarray([t for t, _ in markers], dtype=np.float64)
     values = np.asarray([o for _, o in markers], dtype=np.float64)
     magnitude = np.abs(values)
-    drift = None
-    if values.size >= 3 and np.ptp(times) >= 2.0:
-        drift = float(np.polyfit(times - times[0], values, 1)[0] * 60.0)
+    drift = estimate_drift(times, values)
     return {
         "markers": int(values.size),
         "p50_abs_ms": float(np.percentile(magnitude, 50)),
         "p95_abs_ms": float(np.percentile(magnitude, 95)),
         "max_abs_ms": float(magnitude.max()),
         "mean_ms": float(values.mean()),
-        "drift_ms_per_min": drift,
+        "drift_ms_per_min": None if drift is None else drift.ms_per_min,
+        "drift_ci95_ms_per_min": None if drift is None else drift.ci95_ms_per_min,
     }
 
 
@@ -171,7 +178,7 @@ class DemoResult:
             if steady["markers"]:
                 lines.append(
                     f"after the first second: p95 {_ms(steady['p95_abs_ms'])}, max "
-                    f"{_ms(steady['max_abs_ms'])}, drift {_drift(steady['drift_ms_per_min'])}; "
+                    f"{_ms(steady['max_abs_ms'])}, drift {_drift(steady)}; "
                     f"while speaking p95 {_ms(speaking.get('p95_abs_ms'))} "
                     f"({speaking['markers']} markers)"
                 )
@@ -279,8 +286,11 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
 
-def _drift(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.1f} ms/min"
+def _drift(summary: dict[str, Any]) -> str:
+    value = summary["drift_ms_per_min"]
+    if value is None:
+        return "n/a (run under a minute)"
+    return str(Drift(value, summary["drift_ci95_ms_per_min"], 0.0))
 
 
 def _s(value: float | None) -> str:

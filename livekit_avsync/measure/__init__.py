@@ -18,11 +18,14 @@ and ``measure_file(path) -> SyncReport``; the CLI is ``livekit-avsync measure``.
 """
 
 from .analysis import (
+    DRIFT_MIN_SPAN_S,
+    Drift,
     FrameContinuity,
     MarkerOffset,
     SyncReport,
     VideoObservation,
     analyze_sync,
+    estimate_drift,
     first_appearances,
     frame_continuity,
 )
@@ -56,11 +59,13 @@ from .spec import AVATAR_SPEC, DEFAULT_SPEC, MarkerSpec
 __all__ = [
     "AVATAR_SPEC",
     "DEFAULT_SPEC",
+    "DRIFT_MIN_SPAN_S",
     "MAX_FRAME_NUMBER",
     "MAX_TURN",
     "AudioBurst",
     "BurstDetector",
     "CaptureError",
+    "Drift",
     "FrameContinuity",
     "LoopbackCapture",
     "MarkerCode",
@@ -72,6 +77,7 @@ __all__ = [
     "analyze_sync",
     "decode_marker",
     "detect_bursts",
+    "estimate_drift",
     "first_appearances",
     "frame_continuity",
     "generate_marker_file",

@@ -19,14 +19,59 @@ from .bursts import AudioBurst
 from .spec import DEFAULT_SPEC, MarkerSpec
 
 __all__ = [
+    "DRIFT_MIN_SPAN_S",
+    "Drift",
     "FrameContinuity",
     "MarkerOffset",
     "SyncReport",
     "VideoObservation",
     "analyze_sync",
+    "estimate_drift",
     "first_appearances",
     "frame_continuity",
 ]
+
+
+DRIFT_MIN_SPAN_S = 55.0
+"""Markers must span this long (a run of about a minute) before a drift figure is given: on
+shorter runs jitter-buffer moves dominate the slope (seen: +73.7 and -107.5 ms/min on 10 s runs
+of one and the same path)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """Least-squares slope of the offset over time, with its 95 % confidence half-width."""
+
+    ms_per_min: float
+    ci95_ms_per_min: float
+    span_s: float  # time the fitted markers cover
+
+    def __str__(self) -> str:
+        return f"{self.ms_per_min:+.1f} \u00b1 {self.ci95_ms_per_min:.1f} ms/min"
+
+
+def estimate_drift(
+    times_s: Sequence[float] | np.ndarray,
+    offsets_ms: Sequence[float] | np.ndarray,
+    *,
+    min_span_s: float = DRIFT_MIN_SPAN_S,
+) -> Drift | None:
+    """The offset's drift, or None with fewer than 3 points or a span under ``min_span_s``.
+
+    The interval is the slope's standard error times 1.96; offsets are correlated over a few
+    markers, so read it as a lower bound on the uncertainty.
+    """
+    t = np.asarray(times_s, dtype=np.float64)
+    y = np.asarray(offsets_ms, dtype=np.float64)
+    if t.shape != y.shape:
+        raise ValueError(f"times and offsets differ in length: {t.size} vs {y.size}")
+    if t.size < 3 or float(np.ptp(t)) < min_span_s:
+        return None
+    t = t - t.mean()
+    slope, intercept = np.polyfit(t, y, 1)
+    residual = y - (slope * t + intercept)
+    stderr = np.sqrt(float(residual @ residual) / (t.size - 2) / float(t @ t))
+    return Drift(float(slope * 60.0), float(1.96 * stderr * 60.0), float(np.ptp(t)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +115,8 @@ class SyncReport:
     p95_abs_ms: float | None = None
     max_abs_ms: float | None = None
     mean_ms: float | None = None
-    drift_ms_per_min: float | None = None  # least-squares slope of offset over audio time
+    drift_ms_per_min: float | None = None  # see estimate_drift; None on short runs
+    drift_ci95_ms_per_min: float | None = None
 
     @property
     def paired(self) -> int:
@@ -99,7 +145,11 @@ class SyncReport:
                 f"no markers paired ({self.video_markers} video markers, "
                 f"{self.audio_bursts} audio bursts)"
             )
-        drift = "n/a" if self.drift_ms_per_min is None else f"{self.drift_ms_per_min:+.2f} ms/min"
+        drift = (
+            "n/a (run under a minute)"
+            if self.drift_ms_per_min is None
+            else str(Drift(self.drift_ms_per_min, self.drift_ci95_ms_per_min or 0.0, 0.0))
+        )
         return (
             f"{self.paired} markers: |offset| p50 {self.p50_abs_ms:.1f} ms, "
             f"p95 {self.p95_abs_ms:.1f} ms, max {self.max_abs_ms:.1f} ms; "
@@ -220,10 +270,10 @@ def analyze_sync(
         report.p95_abs_ms = float(np.percentile(magnitude, 95))
         report.max_abs_ms = float(magnitude.max())
         report.mean_ms = float(offsets.mean())
-        times = np.array([m.audio_time for m in pairs])
-        if len(pairs) >= 3 and np.ptp(times) >= 2 * spec.period:
-            slope = np.polyfit(times - times[0], offsets, 1)[0]  # ms per second
-            report.drift_ms_per_min = float(slope * 60.0)
+        drift = estimate_drift([m.audio_time for m in pairs], offsets)
+        if drift is not None:
+            report.drift_ms_per_min = drift.ms_per_min
+            report.drift_ci95_ms_per_min = drift.ci95_ms_per_min
     return report
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
+from .analysis import SyncReport
 from .bursts import marker_audio_frame
 from .markers import marker_video_frame
 from .scenarios import (
@@ -533,6 +534,13 @@ def _ms(value: float | None, sign: bool = False) -> str:
     return f"{value:+.1f}" if sign else f"{value:.1f}"
 
 
+def _drift(report: SyncReport | None) -> str:
+    """Drift with its 95 % interval, or "-" on runs under a minute (too noisy to mean anything)."""
+    if report is None or report.drift_ms_per_min is None:
+        return "-"
+    return f"{report.drift_ms_per_min:+.1f}\u00b1{report.drift_ci95_ms_per_min or 0.0:.1f}"
+
+
 def _queue(m: MemoryResult) -> str:
     if m.queue_ms_start is None or m.queue_ms_end is None:
         return "-"
@@ -551,7 +559,7 @@ def _sync_rows(results: BenchResults) -> list[list[str]]:
                 _ms(r.skew_p95_ms),
                 _ms(r.skew_max_ms),
                 _ms(r.skew_mean_ms, sign=True),
-                _ms(r.drift_ms_per_min, sign=True),
+                _drift(r.report),
                 str(r.dropped_frames),
                 str(r.repeated_frames),
                 str(r.frames_unseen),
@@ -698,7 +706,8 @@ def format_tables(results: BenchResults) -> str:
     if results.scenarios:
         parts.append(
             _table(
-                "A/V sync (|video - audio| in ms; mean > 0 = video late; drift in ms/min; "
+                "A/V sync (|video - audio| in ms; mean > 0 = video late; drift in ms/min "
+                "with its 95 % interval, on runs of a minute or more; "
                 "gaps = audible dropouts of 4-250 ms in the played audio)",
                 [
                     "scenario",
@@ -789,7 +798,7 @@ def format_tables(results: BenchResults) -> str:
                     f"{m.rss_growth_mb:+.1f}",
                     _queue(m),
                     _ms(None if s is None else s.skew_p95_ms),
-                    _ms(None if s is None else s.drift_ms_per_min, sign=True),
+                    _drift(None if s is None else s.report),
                 ]
             )
         parts.append(
