@@ -13,6 +13,8 @@ here and reads its choices from the environment (which the job processes inherit
 - ``AVSYNC_LOAD_THRESHOLD``: the load (0-1) above which the worker takes no new jobs
   (livekit-agents' ``load_threshold``, default 0.7). The load is the CPU of this worker's own
   processes, its avatars (:class:`~livekit_avsync.agents.ProcessTreeLoad`), not the machine's.
+- ``AVSYNC_WORKER_PORT``: the worker's HTTP (health) port, livekit-agents' ``port`` (default
+  8081); give each worker on one machine its own, or 0 for any free one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 from dotenv import load_dotenv
 from livekit.agents import (
@@ -95,6 +98,15 @@ def check_settings() -> None:
     missing = [name for name in dict.fromkeys(needed) if not os.environ.get(name)]
     if missing:
         sys.exit(f"missing settings: {', '.join(missing)} (set them in .env; see .env.example)")
+
+
+def _number(name: str, default: str, kind: type[float] | type[int]) -> Any:
+    """A numeric setting, or exit with one line naming it."""
+    text = os.environ.get(name, default)
+    try:
+        return kind(text)
+    except ValueError:
+        sys.exit(f"{name} must be a {kind.__name__}, got {text!r}")
 
 
 def _fps() -> float:
@@ -206,8 +218,11 @@ def run(*, avatar: str, agent: str) -> None:
     os.environ.setdefault("AVSYNC_AVATAR", avatar)
     os.environ.setdefault("AVSYNC_AGENT", agent)
     check_settings()
-    threshold = float(os.environ.get("AVSYNC_LOAD_THRESHOLD", "0.7"))
+    threshold = _number("AVSYNC_LOAD_THRESHOLD", "0.7", float)
+    port = _number("AVSYNC_WORKER_PORT", "8081", int)
     # the worker's load is its avatars' CPU, not the machine's (ProcessTreeLoad's docstring)
-    server = AgentServer(setup_fnc=prewarm, load_fnc=ProcessTreeLoad(), load_threshold=threshold)
+    server = AgentServer(
+        setup_fnc=prewarm, load_fnc=ProcessTreeLoad(), load_threshold=threshold, port=port
+    )
     server.rtc_session()(entrypoint)
     cli.run_app(server)

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from e2e_server import ServerInfo
 from livekit import api, rtc
 
+from livekit_avsync.devserver import WorkerProcess
 from livekit_avsync.measure import LoopbackCapture
+from livekit_avsync.measure.room import RoomViewer
 from livekit_avsync.measure.room_bench import RoomServer
 
 
@@ -58,3 +60,20 @@ async def wait_bursts_since(
     await capture.wait_until(
         lambda: sum(b.time >= since for b in capture.audio_bursts) >= count, timeout=timeout
     )
+
+
+async def agent_joins(
+    server: ServerInfo, room: rtc.Room, *workers: WorkerProcess, **hooks: object
+) -> RoomViewer:
+    """The agent dispatched into ``room``, captured (worker and server logs in the error if not)."""
+    viewer = RoomViewer(room, **hooks)  # type: ignore[arg-type]
+    try:
+        await viewer.start(timeout=60)
+    except TimeoutError as exc:
+        server_log = "(external server)"
+        if server.local is not None:
+            lines = server.local.log_path.read_text(errors="replace").splitlines()
+            server_log = "\n".join(ln for ln in lines if "agent" in ln.lower())[-6000:]
+        logs = "\n".join(f"worker log:\n{w.tail(30)}" for w in workers)
+        raise AssertionError(f"{exc}; {logs}\nserver log:\n{server_log}") from None
+    return viewer

@@ -18,6 +18,7 @@ import pytest
 from e2e_server import ServerInfo
 from livekit import api, rtc
 from room_helpers import (
+    agent_joins,
     joined,
     server_api,
     track_streams,
@@ -28,7 +29,6 @@ from room_helpers import (
 from livekit_avsync.demo.clip import REPLY, load_clip
 from livekit_avsync.devserver import WorkerProcess
 from livekit_avsync.measure.barge_in import barge_in_turn
-from livekit_avsync.measure.room import RoomViewer
 from livekit_avsync.providers.face import FaceRenderer
 
 WIDTH, HEIGHT = 640, 360
@@ -50,24 +50,6 @@ def worker(livekit_server: ServerInfo) -> Iterator[WorkerProcess]:
         yield process
     finally:
         process.close()
-
-
-async def agent_joins(
-    server: ServerInfo, room: rtc.Room, worker: WorkerProcess, **hooks: object
-) -> RoomViewer:
-    """The agent dispatched into ``room``, captured (worker and server logs in the error if not)."""
-    viewer = RoomViewer(room, **hooks)  # type: ignore[arg-type]
-    try:
-        await viewer.start(timeout=60)
-    except TimeoutError as exc:
-        server_log = "(external server)"
-        if server.local is not None:
-            lines = server.local.log_path.read_text(errors="replace").splitlines()
-            server_log = "\n".join(ln for ln in lines if "agent" in ln.lower())[-6000:]
-        raise AssertionError(
-            f"{exc}; worker log:\n{worker.tail(30)}\nserver log:\n{server_log}"
-        ) from None
-    return viewer
 
 
 async def participants(server: ServerInfo, room: str) -> list[str]:

@@ -75,6 +75,27 @@ class WorkerProcess:
             if str(r.get("message", "")).startswith(message)
         ]
 
+    def job_rooms(self) -> list[str]:
+        """Rooms of the job requests this worker took (livekit-agents logs only those it can)."""
+        return [
+            str(r.get("room"))
+            for r in self.records()
+            if str(r.get("message", "")).startswith("received job request")
+        ]
+
+    def capacity(self) -> tuple[str, float] | None:
+        """The worker's latest capacity report: ``("full" | "available", load)``, or None yet.
+
+        livekit-agents logs it whenever its status changes; the load is ``load_fnc``'s figure
+        plus the jobs it has accepted but not yet started.
+        """
+        for record in reversed(self.records()):
+            message = str(record.get("message", ""))
+            if message.startswith(("worker is at full capacity", "worker is below capacity")):
+                status = "full" if "full" in message else "available"
+                return status, float(record.get("load", float("nan")))
+        return None
+
     def wait_for(self, message: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
