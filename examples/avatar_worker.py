@@ -4,12 +4,13 @@ livekit-agents pickles the entrypoint for its job processes, so it is a module-l
 here and reads its choices from the environment (which the job processes inherit):
 
 - ``AVSYNC_AVATAR`` (or ``--avatar``): ``local`` (the in-process LocalAvatar), ``replay:PATH``
-  (a recording made with ``ProviderRecorder``), ``anam`` or ``lemonslice``.
+  (a recording made with ``ProviderRecorder``, looped), ``anam`` or ``lemonslice``.
 - ``AVSYNC_AGENT``: ``bundled`` (no model keys: VAD only; greets on join and answers every user
   turn with a bundled speech clip) or ``inference`` (STT, LLM and TTS through LiveKit Inference).
 - ``AVSYNC_MARKERS=1`` (or ``--markers``): the LocalAvatar stamps measurement markers into its
   output, so ``livekit-avsync measure --room ROOM`` can measure lip-sync at a viewer.
-- ``AVSYNC_VIDEO_SIZE``: the published video size, ``WIDTHxHEIGHT`` (default 1280x720).
+- ``AVSYNC_VIDEO_SIZE``: the published video size, ``WIDTHxHEIGHT`` (default 1280x720);
+  ``AVSYNC_FPS``: its frame rate (default 25; 30 with markers).
 - ``AVSYNC_LOAD_THRESHOLD``: the load (0-1) above which the worker takes no new jobs
   (livekit-agents' ``load_threshold``, default 0.7). The load is the CPU of this worker's own
   processes, its avatars (:class:`~livekit_avsync.agents.ProcessTreeLoad`), not the machine's.
@@ -40,7 +41,7 @@ from livekit.agents import (
 from livekit_avsync import AvatarSession, LocalAvatar
 from livekit_avsync.agents import ProcessTreeLoad
 from livekit_avsync.demo.clip import REPLY, SPEECH, SpeechClip, load_clip, stream_frames
-from livekit_avsync.measure import AVATAR_SPEC
+from livekit_avsync.measure import AVATAR_SPEC, avatar_spec
 from livekit_avsync.providers.base import AvatarProvider
 
 logger = logging.getLogger("avatar-worker")
@@ -110,9 +111,12 @@ def _number(name: str, default: str, kind: type[float] | type[int]) -> Any:
 
 
 def _fps() -> float:
-    """The published frame rate: the markers' own with ``AVSYNC_MARKERS`` (no rate conversion
-    may drop a marker frame), else 25."""
-    return AVATAR_SPEC.fps if _on("AVSYNC_MARKERS") else 25.0
+    """The published frame rate, ``AVSYNC_FPS``: default 25, or the markers' own 30 with
+    ``AVSYNC_MARKERS`` (the avatar then renders at that rate, so no conversion drops a marker)."""
+    fps = _number("AVSYNC_FPS", str(AVATAR_SPEC.fps) if _on("AVSYNC_MARKERS") else "25", float)
+    if not 1 <= fps <= 60:
+        sys.exit(f"AVSYNC_FPS must be between 1 and 60, got {fps:g}")
+    return fps
 
 
 def make_avatar() -> AvatarProvider:
@@ -120,12 +124,12 @@ def make_avatar() -> AvatarProvider:
     choice = os.environ.get("AVSYNC_AVATAR", "local")
     width, height = _video_size()
     if choice == "local":
-        markers = AVATAR_SPEC if _on("AVSYNC_MARKERS") else None
+        markers = avatar_spec(_fps()) if _on("AVSYNC_MARKERS") else None
         return LocalAvatar(width=width, height=height, fps=_fps(), markers=markers)
     if choice.startswith("replay:"):
         from livekit_avsync import RecordedProvider
 
-        return RecordedProvider(choice.removeprefix("replay:"))
+        return RecordedProvider(choice.removeprefix("replay:"), loop=True)
     if choice == "anam":
         from livekit_avsync.providers.anam import AnamAvatar
 

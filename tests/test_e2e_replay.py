@@ -12,28 +12,15 @@ from pathlib import Path
 
 from e2e_server import ServerInfo
 from livekit import rtc
-from livekit.agents import AgentSession
 from room_helpers import joined, track_streams, unique_room, wait_bursts_since
 
-from livekit_avsync import AvatarSession, LocalAvatar, ProviderRecorder
 from livekit_avsync.devserver import WorkerProcess
 from livekit_avsync.measure import AVATAR_SPEC
 from livekit_avsync.measure.room import RoomViewer
+from livekit_avsync.measure.scale_bench import record_marker_avatar
 
 W, H, FPS = 640, 360, AVATAR_SPEC.fps
 RECORD_S = 12.0
-
-
-async def record(path: Path) -> None:
-    provider = ProviderRecorder(path).wrap(
-        LocalAvatar(width=W, height=H, fps=FPS, markers=AVATAR_SPEC)
-    )
-    avatar = AvatarSession(provider=provider, video_width=W, video_height=H, video_fps=FPS)
-    session = AgentSession()
-    await avatar.start(session, room=None)  # no room: the sources are fed, nothing published
-    await asyncio.sleep(RECORD_S)
-    await avatar.aclose()  # finalises the recording
-    await session.aclose()
 
 
 def written(path: Path) -> bool:
@@ -45,7 +32,7 @@ async def test_the_worker_replays_a_recording_to_a_real_subscriber_in_sync(
     livekit_server: ServerInfo, tmp_path: Path
 ) -> None:
     recording = tmp_path / "provider.mkv"
-    await record(recording)
+    await record_marker_avatar(recording, W, H, FPS, RECORD_S)
     assert await asyncio.to_thread(written, recording)
     worker = WorkerProcess(
         livekit_server.env(),

@@ -32,6 +32,7 @@ Scenarios: {"; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())}
   livekit-avsync bench --json bench.json            # full run, about 30 minutes
   livekit-avsync bench --scenarios interrupt,separate --duration 10
   livekit-avsync bench --quick --busy 1               # the same beside one busy core
+  livekit-avsync bench --scale --plot scale.png       # sessions per worker (real server)
 """
 
 
@@ -125,6 +126,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "and keys, or a local livekit-server built with Go)",
     )
     parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="how many avatars one example worker carries: 1..N sessions on a real server, "
+        "CPU per session by part, quality at the subscribers (LIVEKIT_URL or a local server)",
+    )
+    parser.add_argument(
+        "--sizes", metavar="LIST", help="with --scale: 360p25,720p25,720p30 (default all)"
+    )
+    parser.add_argument(
+        "--counts", metavar="LIST", help="with --scale: session counts (default 1,2,3,4,6)"
+    )
+    parser.add_argument(
+        "--providers", metavar="LIST", help="with --scale: local,replay (default local)"
+    )
+    parser.add_argument("--plot", metavar="PNG", help="with --scale: plot cost and quality")
+    parser.add_argument(
         "--busy",
         type=_cores,
         default=0,
@@ -140,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
         from .bench_room import run_room_bench_cli
 
         return run_room_bench_cli(args)
+    if args.scale:
+        from .bench_scale import run_scale_bench_cli
+
+        return run_scale_bench_cli(args)
     items = (
         BENCH_ITEMS if args.scenarios is None else _names(args.scenarios, BENCH_ITEMS, "scenarios")
     )

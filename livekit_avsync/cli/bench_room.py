@@ -1,8 +1,6 @@
 """``livekit-avsync bench --room``: the bench's scenarios through a real LiveKit room.
 
-With ``LIVEKIT_URL`` / ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` set it uses that server;
-otherwise it runs its own livekit-server (built with ``go install``, cached) in a private network
-namespace, as the end-to-end tests do (root only).
+The server is ``LIVEKIT_URL``'s or a local one (:func:`.room_server.room_server`).
 """
 
 from __future__ import annotations
@@ -10,17 +8,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..devserver import IsolationError, LocalServer, ServerUnavailable, enter_private_network
 from ..devserver.worker import EXAMPLES
 from ..measure.room_bench import (
     DIRECT,
     ROOM_SCENARIOS,
-    RoomServer,
     format_barge_in_table,
     format_room_table,
     run_barge_in_bench,
@@ -28,6 +23,7 @@ from ..measure.room_bench import (
 )
 from ..measure.scenarios import IMPLEMENTATIONS, SCENARIOS
 from . import CLIError
+from .room_server import room_server
 
 __all__ = ["run_room_bench_cli"]
 
@@ -46,21 +42,8 @@ def run_room_bench_cli(args: argparse.Namespace) -> int:
     """Run the real-room section; print its table; return 1 if any run failed."""
     scenarios = _names(args.scenarios, ROOM_SCENARIOS, tuple(SCENARIOS))
     impls = _names(args.implementations, (*IMPLEMENTATIONS, DIRECT), (*IMPLEMENTATIONS, DIRECT))
-    local: LocalServer | None = None
-    if os.environ.get("LIVEKIT_URL"):
-        key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
-        if not (key and secret):
-            raise CLIError("LIVEKIT_URL is set but LIVEKIT_API_KEY / LIVEKIT_API_SECRET are not")
-        server = RoomServer(os.environ["LIVEKIT_URL"], key, secret)
-    else:
-        try:
-            enter_private_network()  # before any connection: nothing leaves this machine
-            local = LocalServer().start()
-        except (ServerUnavailable, IsolationError) as exc:
-            raise CLIError(f"--room needs LIVEKIT_URL or a local livekit-server: {exc}") from None
-        server = RoomServer(local.url, local.api_key, local.api_secret)
     barge_ins = None
-    try:
+    with room_server("--room") as server:
         rows = asyncio.run(
             run_room_bench(
                 server,
@@ -75,9 +58,6 @@ def run_room_bench_cli(args: argparse.Namespace) -> int:
         if (EXAMPLES / "local_avatar_agent.py").is_file():
             print("room: barge-in through examples/local_avatar_agent.py", file=sys.stderr)
             barge_ins = asyncio.run(run_barge_in_bench(server, 1 if args.quick else 5))
-    finally:
-        if local is not None:
-            local.stop()
     sys.stdout.write(
         "Real room (livekit-server, one publisher, one subscriber; skew as a lip-syncing "
         "receiver shows it, raw = the Python SDK's subscriber as it plays)\n"

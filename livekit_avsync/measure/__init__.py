@@ -54,7 +54,7 @@ from .markers import (
     read_marker,
     stamp_marker,
 )
-from .spec import AVATAR_SPEC, DEFAULT_SPEC, MarkerSpec
+from .spec import AVATAR_SPEC, DEFAULT_SPEC, MarkerSpec, avatar_spec
 
 __all__ = [
     "AVATAR_SPEC",
@@ -75,6 +75,7 @@ __all__ = [
     "VideoArrival",
     "VideoObservation",
     "analyze_sync",
+    "avatar_spec",
     "decode_marker",
     "detect_bursts",
     "estimate_drift",

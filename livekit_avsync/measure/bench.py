@@ -40,6 +40,7 @@ from .scenarios import (
     SyncSettings,
     run_scenario,
 )
+from .table import text_table
 
 __all__ = [
     "BENCH_ITEMS",
@@ -517,15 +518,7 @@ async def _run_bench(config: BenchConfig, progress: Progress | None) -> BenchRes
 
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = "  ".join("-" * w for w in widths)
-
-    def fmt(cells: Sequence[str]) -> str:  # two label columns on the left, numbers on the right
-        pairs = enumerate(zip(cells, widths, strict=True))
-        padded = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs]
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([title, fmt(header), line, *(fmt(r) for r in rows)])
+    return text_table(header, rows, title=title)
 
 
 def _ms(value: float | None, sign: bool = False) -> str:

@@ -34,7 +34,7 @@ from .analysis import SyncReport
 from .loopback import AudioHook, LoopbackCapture, VideoHook
 from .spec import DEFAULT_SPEC, MarkerSpec
 
-__all__ = ["JitterBuffers", "RoomViewer"]
+__all__ = ["JitterBuffers", "ReceiverQuality", "RoomViewer"]
 
 _AUDIO, _VIDEO = rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_CAMERA
 _SAMPLE_S = 0.25  # how often the receiver's jitter-buffer statistics are read
@@ -51,6 +51,24 @@ class JitterBuffers:
     audio_count: int
     video_delay: float
     video_count: int
+
+
+@dataclass(frozen=True)
+class ReceiverQuality:
+    """Cumulative playout-quality counters of the two received tracks (WebRTC inbound-rtp):
+    audio the receiver had to make up because none had arrived (audible concealment, s), and
+    video freezes and frames the receiver dropped."""
+
+    audio_concealed: float
+    video_freezes: int
+    video_dropped: int
+
+    def __sub__(self, before: ReceiverQuality) -> ReceiverQuality:
+        return ReceiverQuality(
+            self.audio_concealed - before.audio_concealed,
+            self.video_freezes - before.video_freezes,
+            self.video_dropped - before.video_dropped,
+        )
 
 
 class RoomViewer:
@@ -175,20 +193,41 @@ class RoomViewer:
                 return participant, tracks[_AUDIO], tracks[_VIDEO]
         return None
 
-    async def jitter_buffers(self) -> JitterBuffers:
-        """The receiver's cumulative jitter-buffer statistics for the two tracks, now."""
+    async def _inbound(self) -> tuple[Any, Any]:
+        """The inbound-rtp statistics of the audio and the video track (None where not yet)."""
         if self._tracks is None:
             raise RuntimeError("RoomViewer is not started")
-        delays: list[tuple[float, int]] = []
+        found: list[Any] = []
         for track in self._tracks:
-            found = (0.0, 0)
+            inbound = None
             for stats in await track.get_stats():
                 if stats.WhichOneof("stats") == "inbound_rtp":
                     inbound = stats.inbound_rtp.inbound
-                    found = (inbound.jitter_buffer_delay, inbound.jitter_buffer_emitted_count)
-            delays.append(found)
-        (a_delay, a_count), (v_delay, v_count) = delays
-        return JitterBuffers(a_delay, a_count, v_delay, v_count)
+            found.append(inbound)
+        return found[0], found[1]
+
+    async def jitter_buffers(self) -> JitterBuffers:
+        """The receiver's cumulative jitter-buffer statistics for the two tracks, now."""
+        audio, video = await self._inbound()
+        return JitterBuffers(
+            audio.jitter_buffer_delay if audio else 0.0,
+            audio.jitter_buffer_emitted_count if audio else 0,
+            video.jitter_buffer_delay if video else 0.0,
+            video.jitter_buffer_emitted_count if video else 0,
+        )
+
+    async def quality(self) -> ReceiverQuality:
+        """The receiver's cumulative playout-quality counters, now (subtract two readings)."""
+        audio, video = await self._inbound()
+        concealed = 0.0
+        if audio is not None and audio.total_samples_duration > 0:
+            rate = audio.total_samples_received / audio.total_samples_duration
+            concealed = (audio.concealed_samples - audio.silent_concealed_samples) / rate
+        return ReceiverQuality(
+            concealed,
+            video.freeze_count if video else 0,
+            video.frames_dropped if video else 0,
+        )
 
     @staticmethod
     def receiver_sync_delay(before: JitterBuffers, after: JitterBuffers) -> float:

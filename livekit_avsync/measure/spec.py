@@ -8,9 +8,9 @@ marker ``k`` is video frame ``k * burst_every`` and an audio tone burst starting
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["DEFAULT_SPEC", "MarkerSpec"]
+__all__ = ["AVATAR_SPEC", "DEFAULT_SPEC", "MarkerSpec", "avatar_spec"]
 
 _DEFAULT_FREQUENCIES = (500.0, 700.0, 900.0, 1100.0, 1300.0, 1500.0, 1700.0, 1900.0)
 
@@ -80,3 +80,10 @@ DEFAULT_SPEC = MarkerSpec()
 AVATAR_SPEC = MarkerSpec(bed_level=0.0)
 """Markers for an avatar's own output: silence between the bursts, so the avatar's speech and its
 silence after a barge-in can be heard apart from the markers."""
+
+
+def avatar_spec(fps: float) -> MarkerSpec:
+    """:data:`AVATAR_SPEC` at another frame rate, a marker about every half second."""
+    if fps == AVATAR_SPEC.fps:
+        return AVATAR_SPEC
+    return replace(AVATAR_SPEC, fps=fps, burst_every=max(1, round(fps / 2)))
