@@ -36,11 +36,15 @@ def test_stacks_are_ours_the_providers_idle_or_other_by_their_innermost_frames()
     nested = [*provider, "push (livekit_avsync/output/synchronizer.py:10)"]  # called from there
     idle = [LOOP, "EpollSelector.select (selectors.py:468)"]
     agents = [LOOP, "AgentActivity._run (livekit/agents/voice/agent_activity.py:5)"]
-    assert [classify_stack(s) for s in (ours, provider, nested, idle, agents, [])] == [
+    sdk = [*ours[:2], "AudioSource.capture_frame (livekit/rtc/audio_source.py:120)"]
+    stacks = (ours, provider, nested, idle, agents, sdk, [LOOP], [])
+    assert [classify_stack(s) for s in stacks] == [
         "ours",
         "provider",
         "ours",
         "idle",
+        "agents",
+        "sdk",
         "other",
         "idle",
     ]

@@ -5,7 +5,8 @@ conversion, and livekit-agents itself) on its main thread, while libwebrtc encod
 ``VideoEncoderQue...`` threads and audio, the network and the Rust runtime on others. Reading
 ``/proc/PID/task/*`` splits the process's CPU time by those threads; :func:`profile_python` then
 splits the Python share with py-spy (from PyPI, sampling without stopping the process) into
-livekit_avsync's own code, the stand-in provider's rendering, and everything else.
+livekit_avsync's own code, the stand-in provider's rendering, the LiveKit SDK's frame handover,
+livekit-agents, and the rest (the event loop itself among it); see :func:`classify_stack`.
 """
 
 from __future__ import annotations
@@ -96,14 +97,23 @@ _IDLE_MODULES = ("(selectors.py:", "(threading.py:", "(queue.py:", "multiprocess
 
 
 def classify_stack(frames: list[str]) -> str:
-    """``"idle"``, ``"provider"``, ``"ours"`` or ``"other"`` for one sampled Python stack
-    (outermost first): waiting in the event loop's selector or a lock is idle; otherwise the
-    innermost frame in livekit_avsync decides, so numpy called from our code counts as ours."""
+    """The kind of work one sampled Python stack (outermost first) was doing.
+
+    ``"idle"``: waiting in the event loop's selector or on a lock. Otherwise the innermost frame
+    of a known package decides (numpy or PyAV called from our code count as ours):
+    ``"sdk"`` (livekit.rtc handing frames to the native side), ``"provider"`` (the stand-in
+    provider's rendering), ``"ours"`` (the rest of livekit_avsync), ``"agents"``
+    (livekit-agents), else ``"other"``.
+    """
     if not frames or any(m in frames[-1] for m in _IDLE_MODULES):
         return "idle"
     for frame in reversed(frames):
+        if "livekit/rtc/" in frame:
+            return "sdk"
         if "livekit_avsync/" in frame:
             return "provider" if any(m in frame for m in PROVIDER_MODULES) else "ours"
+        if "livekit/agents/" in frame:
+            return "agents"
     return "other"
 
 

@@ -3,7 +3,8 @@
 One example worker (livekit-agents' default: a process per job) serves rooms 1..N, each with a
 subscriber in this process (:class:`~.room.RoomViewer`). At each N the bench measures, over a
 window, the job processes' CPU by thread (:mod:`.process_cpu`: Python, split by a py-spy profile
-into ours / the stand-in provider's rendering / the rest; libwebrtc's video encoding; audio; other),
+into ours / the stand-in provider's rendering / the SDK's frame handover / livekit-agents / the
+rest; libwebrtc's video encoding; audio; other threads),
 their unique memory, and at every subscriber the lip-sync a syncing receiver shows, audio the
 receiver had to conceal (underruns), video freezes, and marker frames missing or repeated.
 The subscribers share the machine: their own CPU (decoding N streams) is reported beside.
@@ -49,7 +50,8 @@ SCALE_SIZES: dict[str, tuple[int, int, float]] = {
     "720p30": (1280, 720, 30.0),
 }
 SKEW_LIMIT_MS = 20.0  # where a configuration counts as broken
-_SETTLE_S = 3.0  # a new session's first seconds (greeting, jitter buffers) are not measured
+_SETTLE_S = 2.0  # a new session's first seconds (greeting, jitter buffers) are not measured
+# (then 1 s more while the busiest job process is picked for the profile)
 
 
 @dataclass
@@ -141,14 +143,23 @@ def _job_pids(worker: WorkerProcess) -> list[int]:
         return []
 
 
-def _busiest(pids: Sequence[int]) -> int | None:
-    """The job process that has used the most CPU so far (an active session, not an idle one)."""
-    best: tuple[float, int] | None = None
+def _cpu_by_pid(pids: Sequence[int]) -> dict[int, float]:
+    out: dict[int, float] = {}
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             times = psutil.Process(pid).cpu_times()
-            best = max(best or (-1.0, pid), (times.user + times.system, pid))
-    return None if best is None else best[1]
+            out[pid] = times.user + times.system
+    return out
+
+
+async def _busiest(pids: Sequence[int], window: float = 1.0) -> int | None:
+    """The process that used the most CPU over the next ``window`` s: a session, not one of
+    livekit-agents' idle prewarmed processes (those loaded models earlier and may have more)."""
+    before = _cpu_by_pid(pids)
+    await asyncio.sleep(window)
+    after = _cpu_by_pid(pids)
+    deltas = [(after[p] - before.get(p, 0.0), p) for p in after]
+    return max(deltas)[1] if deltas else None
 
 
 async def _measure(
@@ -157,9 +168,9 @@ async def _measure(
     fps = SCALE_SIZES[size][2]
     pids = _job_pids(worker)
     me = psutil.Process()
+    profiled = await _busiest(pids)
     quality0 = [await r.viewer.quality() for r in rooms]
     cpu0, mine0, t0 = tree_cpu(pids), me.cpu_times(), time.monotonic()
-    profiled = _busiest(pids)
     profile: PythonProfile | None = None
     if profiled is not None:
         profile = await asyncio.to_thread(profile_python, profiled, seconds)
@@ -178,6 +189,8 @@ async def _measure(
     split = {
         "ours": python * shares.share("ours"),
         "provider": python * shares.share("provider"),
+        "sdk": python * shares.share("sdk"),
+        "agents": python * shares.share("agents"),
         "python other": python * shares.share("other"),
         **per,
     }
@@ -281,7 +294,7 @@ def _failed(size: str, provider: str, n: int, error: str) -> ScaleRow:
     return ScaleRow(size, provider, n, 0.0, nan, nan, {}, nan, None, None, nan, 0, 0, 0, nan, error)
 
 
-_PARTS = ("ours", "provider", "python other", "video encoding", "audio", "other")
+_PARTS = ("ours", "provider", "sdk", "agents", "python other", "video encoding", "audio", "other")
 
 
 def format_scale_table(rows: Sequence[ScaleRow]) -> str:
