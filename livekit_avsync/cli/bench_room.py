@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from ..measure.room_bench import (
 from ..measure.scenarios import IMPLEMENTATIONS, SCENARIOS
 from . import CLIError
 
-__all__ = ["run_room_bench_cli"]
+__all__ = ["bench_server", "run_room_bench_cli"]
 
 
 def _names(value: str | None, default: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
@@ -42,25 +44,33 @@ def _names(value: str | None, default: tuple[str, ...], known: tuple[str, ...]) 
     return names
 
 
-def run_room_bench_cli(args: argparse.Namespace) -> int:
-    """Run the real-room section; print its table; return 1 if any run failed."""
-    scenarios = _names(args.scenarios, ROOM_SCENARIOS, tuple(SCENARIOS))
-    impls = _names(args.implementations, (*IMPLEMENTATIONS, DIRECT), (*IMPLEMENTATIONS, DIRECT))
-    local: LocalServer | None = None
+@contextlib.contextmanager
+def bench_server(option: str) -> Iterator[RoomServer]:
+    """The server a real-room bench runs on: ``LIVEKIT_URL`` and keys, else a local
+    livekit-server in a private network namespace (stopped on exit)."""
     if os.environ.get("LIVEKIT_URL"):
         key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
         if not (key and secret):
             raise CLIError("LIVEKIT_URL is set but LIVEKIT_API_KEY / LIVEKIT_API_SECRET are not")
-        server = RoomServer(os.environ["LIVEKIT_URL"], key, secret)
-    else:
-        try:
-            enter_private_network()  # before any connection: nothing leaves this machine
-            local = LocalServer().start()
-        except (ServerUnavailable, IsolationError) as exc:
-            raise CLIError(f"--room needs LIVEKIT_URL or a local livekit-server: {exc}") from None
-        server = RoomServer(local.url, local.api_key, local.api_secret)
-    barge_ins = None
+        yield RoomServer(os.environ["LIVEKIT_URL"], key, secret)
+        return
     try:
+        enter_private_network()  # before any connection: nothing leaves this machine
+        local = LocalServer().start()
+    except (ServerUnavailable, IsolationError) as exc:
+        raise CLIError(f"{option} needs LIVEKIT_URL or a local livekit-server: {exc}") from None
+    try:
+        yield RoomServer(local.url, local.api_key, local.api_secret)
+    finally:
+        local.stop()
+
+
+def run_room_bench_cli(args: argparse.Namespace) -> int:
+    """Run the real-room section; print its table; return 1 if any run failed."""
+    scenarios = _names(args.scenarios, ROOM_SCENARIOS, tuple(SCENARIOS))
+    impls = _names(args.implementations, (*IMPLEMENTATIONS, DIRECT), (*IMPLEMENTATIONS, DIRECT))
+    barge_ins = None
+    with bench_server("--room") as server:
         rows = asyncio.run(
             run_room_bench(
                 server,
@@ -75,9 +85,6 @@ def run_room_bench_cli(args: argparse.Namespace) -> int:
         if (EXAMPLES / "local_avatar_agent.py").is_file():
             print("room: barge-in through examples/local_avatar_agent.py", file=sys.stderr)
             barge_ins = asyncio.run(run_barge_in_bench(server, 1 if args.quick else 5))
-    finally:
-        if local is not None:
-            local.stop()
     sys.stdout.write(
         "Real room (livekit-server, one publisher, one subscriber; skew as a lip-syncing "
         "receiver shows it, raw = the Python SDK's subscriber as it plays)\n"

@@ -1,0 +1,156 @@
+"""Lip-sync as a browser shows it: the viewer page in headless Chromium (Debian's package) on the
+real server, watching the keyless example worker's avatar (with markers), measured in the page.
+
+The page (livekit-client from npm, installed into the cache on first use) joins hidden, so the
+agent's user is the test's own participant; the probe in the page reports when each frame was
+presented and when each audio batch reached the output. The rooms are created with
+``sync_streams`` (the server then gives the avatar's one ``stream`` one media stream in the
+browser, the grouping it lip-syncs). Bounds are for a busy machine; the bench has the figures.
+Without Chromium or npm (and not under CI) these tests skip with one line saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from e2e_server import CI, ServerInfo
+from room_helpers import joined, unique_room, wait_bursts_since
+
+from livekit_avsync.demo.clip import REPLY, load_clip
+from livekit_avsync.devserver import WorkerProcess
+from livekit_avsync.measure import AVATAR_SPEC
+from livekit_avsync.measure.barge_in import barge_in_turn
+from livekit_avsync.measure.browser import BrowserViewer
+from livekit_avsync.measure.browser_bench import create_room
+from livekit_avsync.measure.room_bench import RoomServer
+from livekit_avsync.measure.viewer import ViewerLog
+from livekit_avsync.providers.face import FaceRenderer
+from livekit_avsync.web.chromium import BrowserUnavailable, Chromium, find_chromium
+from livekit_avsync.web.modules import WebModulesUnavailable, client_module
+from livekit_avsync.web.server import viewer_token
+
+WIDTH, HEIGHT = 640, 360
+SKEW_P95_MS = 40.0
+WARMUP_S = 2.0
+REPLY_SECONDS = load_clip(REPLY).duration
+
+
+@pytest.fixture(scope="module")
+def browser_ready() -> None:
+    """Chromium and livekit-client are here (npm installs it on first use), or skip/fail."""
+    try:
+        find_chromium()
+        client_module()
+    except (BrowserUnavailable, WebModulesUnavailable) as exc:
+        message = f"browser e2e: {exc}"
+        if CI:
+            pytest.fail(message + " (CI=true: end-to-end tests never skip)", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def worker(livekit_server: ServerInfo, browser_ready: None) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(
+        livekit_server.env(),
+        "local_avatar_agent.py",
+        AVSYNC_MARKERS="1",
+        AVSYNC_VIDEO_SIZE=f"{WIDTH}x{HEIGHT}",
+    )
+    try:
+        process.wait_for("registered worker", timeout=90)
+        yield process
+    finally:
+        process.close()
+
+
+def _server(info: ServerInfo) -> RoomServer:
+    return RoomServer(info.url, info.api_key, info.api_secret)
+
+
+def _viewer(
+    browser: Chromium, info: ServerInfo, room: str, log: ViewerLog | None = None
+) -> BrowserViewer:
+    token = viewer_token(info.api_key, info.api_secret, room, "browser", hidden=True)
+    mouth = None if log is None else FaceRenderer(WIDTH, HEIGHT).mouth_box
+    return BrowserViewer(
+        browser,
+        info.url,
+        token,
+        room,
+        spec=AVATAR_SPEC,
+        mouth=mouth,
+        on_mouth=None if log is None else log.on_mouth,
+        on_audio=None if log is None else log.on_audio,
+    )
+
+
+async def test_a_browser_shows_the_avatar_in_one_stream_and_in_sync(
+    livekit_server: ServerInfo, worker: WorkerProcess, tmp_path
+) -> None:
+    mark = worker.mark()
+    name = unique_room("browser")
+    await create_room(_server(livekit_server), name, sync_streams=True)
+    async with joined(livekit_server, name, "user"), Chromium() as browser:
+        viewer = _viewer(browser, livekit_server, name)
+        try:
+            await viewer.start(timeout=60)  # the agent is dispatched, publishes, the page plays
+            audio, video = viewer.tracks["audio"], viewer.tracks["video"]
+            assert audio["participant"] == video["participant"]
+            assert audio["participant"].startswith("agent-"), viewer.tracks
+            assert (audio["source"], video["source"]) == ("microphone", "camera")
+            # one media stream in the browser: what it lip-syncs
+            assert audio["stream"] == video["stream"], viewer.tracks
+            await asyncio.sleep(WARMUP_S)
+            since = time.monotonic()
+            await wait_bursts_since(viewer.capture, since, 16, timeout=40)
+            report = viewer.synced_report(since)
+            shot = await viewer.screenshot(tmp_path / "viewer.png")
+        finally:
+            await viewer.aclose()
+    assert report.paired >= 12, report.summary()
+    assert report.p95_abs_ms is not None and report.p95_abs_ms <= SKEW_P95_MS, report.summary()
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert viewer.errors == []
+    assert worker.problems(since=mark) == [], worker.tail()
+
+
+async def test_in_the_browser_the_users_voice_silences_the_avatar_and_shuts_its_mouth(
+    livekit_server: ServerInfo, worker: WorkerProcess
+) -> None:
+    mark = worker.mark()
+    name = unique_room("browser-barge")
+    await create_room(_server(livekit_server), name, sync_streams=True)
+    voice = load_clip(REPLY, sample_rate=48000)  # the user says: "Oh, sorry! Go ahead."
+    async with joined(livekit_server, name, "user") as room, Chromium() as browser:
+        pages: list[BrowserViewer] = []
+
+        def in_the_browser(log: ViewerLog) -> BrowserViewer:
+            pages.append(_viewer(browser, livekit_server, name, log))
+            return pages[-1]
+
+        turn = await barge_in_turn(
+            room,
+            voice.samples,
+            voice.sample_rate,
+            interrupt_times=lambda: worker.record_times("avatar interrupted"),
+            face=FaceRenderer(WIDTH, HEIGHT),
+            viewer=in_the_browser,
+        )
+    figures = turn.figures
+    assert turn.interrupts >= 1, f"the agent was never interrupted:\n{worker.tail()}"
+    assert figures.interrupt is not None
+    assert 0 < figures.interrupt - figures.onset < 2.0, figures  # VAD + min duration (0.5 s)
+    assert figures.silence_after_interrupt is not None, figures
+    assert figures.silence_after_interrupt <= 0.25, figures
+    assert figures.mouth_after_interrupt is not None and figures.mouth_after_interrupt <= 0.3
+    assert figures.stale_seconds == 0.0, figures  # nothing of the cut greeting afterwards
+    assert figures.reply_start is not None, figures
+    assert figures.reply_seconds <= REPLY_SECONDS + 0.5, figures  # the reply, not the greeting
+    reply = turn.reply
+    assert reply is not None and reply.paired >= 3, reply
+    assert reply.p95_abs_ms is not None and reply.p95_abs_ms <= SKEW_P95_MS, reply.summary()
+    assert pages and pages[0].errors == []
+    assert worker.problems(since=mark) == [], worker.tail()
