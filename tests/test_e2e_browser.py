@@ -17,15 +17,17 @@ from collections.abc import Iterator
 
 import pytest
 from e2e_server import CI, ServerInfo
+from livekit import rtc
 from room_helpers import joined, unique_room, wait_bursts_since
 
 from livekit_avsync.demo.clip import REPLY, load_clip
 from livekit_avsync.devserver import WorkerProcess
-from livekit_avsync.measure import AVATAR_SPEC
+from livekit_avsync.measure import AVATAR_SPEC, DEFAULT_SPEC
 from livekit_avsync.measure.barge_in import barge_in_turn
 from livekit_avsync.measure.browser import BrowserViewer
-from livekit_avsync.measure.browser_bench import create_room
+from livekit_avsync.measure.browser_bench import browser_transport, create_room
 from livekit_avsync.measure.room_bench import RoomServer
+from livekit_avsync.measure.scenarios import MarkerMedia
 from livekit_avsync.measure.viewer import ViewerLog
 from livekit_avsync.providers.face import FaceRenderer
 from livekit_avsync.web.chromium import BrowserUnavailable, Chromium, find_chromium
@@ -85,6 +87,59 @@ def _viewer(
         on_mouth=None if log is None else log.on_mouth,
         on_audio=None if log is None else log.on_audio,
     )
+
+
+async def _play_markers(
+    audio: rtc.AudioSource,
+    video: rtc.VideoSource,
+    media: MarkerMedia,
+    start: float,
+    seconds: float,
+    video_delay: float,
+) -> None:
+    """Marker media of media times [start, start + seconds) into the sources in real time, each
+    video frame ``video_delay`` s after the audio of its media time (paced by the clock, so
+    nothing waits in a queue)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() - start
+    audio_frames = range(round(start / media.audio_frame_s), round((start + seconds) / 0.02))
+    video_frames = range(round(start * media.fps), round((start + seconds) * media.fps))
+    events = [(media.audio_start(k), 0, k) for k in audio_frames]
+    events += [(media.video_time(n) + video_delay, 1, n) for n in video_frames]
+    for due, kind, index in sorted(events):
+        await asyncio.sleep(max(0.0, t0 + due - loop.time()))
+        if kind == 0:
+            await audio.capture_frame(media.audio(index, speech=True))
+        else:
+            video.capture_frame(media.video(index, 1))
+
+
+async def test_the_page_measures_a_known_offset(
+    livekit_server: ServerInfo, browser_ready: None
+) -> None:
+    """The instrument itself: marker media sent with its video 400 ms after its audio is
+    measured in the page that much later than the same media sent together."""
+    media = MarkerMedia(DEFAULT_SPEC, width=320, height=180)
+    audio = rtc.AudioSource(48000, 1, queue_size_ms=100)
+    video = rtc.VideoSource(320, 180)
+    try:
+        async with Chromium() as browser:
+            transport = browser_transport(_server(livekit_server), browser)
+            async with transport(audio, video, DEFAULT_SPEC, None) as capture:
+                first = time.monotonic()
+                await _play_markers(audio, video, media, 0.0, 4.0, 0.0)
+                second = time.monotonic()
+                await _play_markers(audio, video, media, 4.0, 4.5, 0.4)
+                await asyncio.sleep(0.5)
+                together = capture.analyze(since=first, until=second)
+                late = capture.analyze(since=second + 0.5)
+    finally:
+        await audio.aclose()
+        await video.aclose()
+    assert together.paired >= 6 and late.paired >= 6, (together.summary(), late.summary())
+    assert together.mean_ms is not None and late.mean_ms is not None
+    shift = late.mean_ms - together.mean_ms
+    assert 300 <= shift <= 500, (together.summary(), late.summary())
 
 
 async def test_a_browser_shows_the_avatar_in_one_stream_and_in_sync(

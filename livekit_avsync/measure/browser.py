@@ -78,7 +78,8 @@ class BrowserViewer:
     sight). ``participant`` picks the identity to watch (None: the first that publishes).
     ``mouth`` (a ``(x0, y0, x1, y1)`` box in video pixels) asks the page for the decoded luma of
     that box in every frame, passed to ``on_mouth(luma, time, code)``; ``on_audio(frame, time)``
-    sees every played audio batch.
+    sees every played audio batch. ``audio_path``: how the page plays audio (see
+    :class:`~livekit_avsync.web.server.ViewerConfig`).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class BrowserViewer:
         mouth: tuple[int, int, int, int] | None = None,
         on_mouth: MouthHook | None = None,
         on_audio: AudioHook | None = None,
+        audio_path: str = "mix",
     ) -> None:
         self._browser = browser
         self._mouth = mouth
@@ -103,7 +105,13 @@ class BrowserViewer:
         if mouth is not None:
             measure["mouth"] = list(_even_box(mouth))
         self._config = ViewerConfig(
-            url, token, room, participant=participant, can_publish=False, measure=measure
+            url,
+            token,
+            room,
+            participant=participant,
+            can_publish=False,
+            measure=measure,
+            audio_path=audio_path,
         )
         self._server: ViewerServer | None = None
         self._capture: MediaCapture | None = None

@@ -118,6 +118,7 @@ def browser_transport(
     *,
     viewers: list[BrowserViewer] | None = None,
     warmup: float = WARMUP_S,
+    audio_path: str = "mix",
 ) -> Transport:
     """A transport that runs each scenario in a fresh room of ``server`` published as
     ``publishing`` and measured in a fresh page of ``browser`` (each run's viewer is appended
@@ -135,7 +136,14 @@ def browser_transport(
         publisher = rtc.Room()
         token = viewer_token(server.api_key, server.api_secret, name, _VIEWER, hidden=True)
         viewer = BrowserViewer(
-            browser, server.url, token, name, participant=_PUBLISHER, spec=spec, on_audio=on_audio
+            browser,
+            server.url,
+            token,
+            name,
+            participant=_PUBLISHER,
+            spec=spec,
+            on_audio=on_audio,
+            audio_path=audio_path,
         )
         try:
             await publisher.connect(server.url, server.token(name, _PUBLISHER))

@@ -281,7 +281,8 @@ class Page:
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
             exc = details.get("exception", {})
-            self.errors.append(str(exc.get("description") or details.get("text")))
+            where = f"{details.get('url', '')}:{details.get('lineNumber', 0) + 1}"
+            self.errors.append(f"{exc.get('description') or details.get('text')} ({where})")
         elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
             args = params.get("args", [])
             self.errors.append(" ".join(str(a.get("value", a.get("description"))) for a in args))

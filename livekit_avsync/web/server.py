@@ -14,9 +14,10 @@ from livekit import api
 
 from .modules import client_module
 
-__all__ = ["PAGE_DIR", "ViewerConfig", "ViewerServer", "viewer_token"]
+__all__ = ["AUDIO_PATHS", "PAGE_DIR", "ViewerConfig", "ViewerServer", "viewer_token"]
 
 PAGE_DIR = Path(__file__).with_name("page")
+AUDIO_PATHS = ("mix", "element")
 _PAGE_FILES = ("index.html", "viewer.js", "viewer.css", "probe.js", "recorder.worklet.js")
 _NO_STORE = {"Cache-Control": "no-store"}
 _TYPES = {
@@ -54,6 +55,10 @@ class ViewerConfig:
 
     ``participant`` picks the identity to show (None: the first that publishes); ``measure``
     (a dict of probe options, e.g. ``{"mouth": [x0, y0, x1, y1]}``) loads the page's probe.
+    ``audio_path``: ``"mix"`` plays the room's audio through the page's Web Audio graph
+    (livekit-client's ``webAudioMix``; the probe times what the graph outputs), ``"element"``
+    through an ``<audio>`` element per track (livekit-client's default; the probe times a silent
+    Web Audio copy of the track).
     """
 
     url: str
@@ -62,6 +67,11 @@ class ViewerConfig:
     participant: str | None = None
     can_publish: bool = True
     measure: dict[str, Any] | None = field(default=None)
+    audio_path: str = "mix"
+
+    def __post_init__(self) -> None:
+        if self.audio_path not in AUDIO_PATHS:
+            raise ValueError(f"audio_path must be one of {AUDIO_PATHS}, got {self.audio_path!r}")
 
     def to_json(self) -> str:
         return json.dumps(
@@ -72,6 +82,7 @@ class ViewerConfig:
                 "participant": self.participant,
                 "can_publish": self.can_publish,
                 "measure": self.measure,
+                "audio": self.audio_path,
             }
         )
 

@@ -77,8 +77,18 @@ export async function createProbe(audioContext, options) {
     }
   }
 
+  // a track played elsewhere (an audio element), heard here only to be timed: into the recorder
+  // and on, silenced, to the output whose timestamps time it
+  function tap(mediaStreamTrack) {
+    const source = audioContext.createMediaStreamSource(new MediaStream([mediaStreamTrack]));
+    const mute = audioContext.createGain();
+    mute.gain.value = 0;
+    source.connect(audioNode).connect(mute).connect(audioContext.destination);
+  }
+
   return {
     audioNode,
+    tap,
     watchVideo,
     report: send,
     setMouth(rect) {

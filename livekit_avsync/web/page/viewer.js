@@ -8,7 +8,10 @@ const config = await (await fetch('config.json', { cache: 'no-store' })).json();
 $('room').textContent = config.room;
 
 const audioContext = new AudioContext({ latencyHint: 'interactive' });
-const room = new Room({ webAudioMix: { audioContext } });
+// "mix": the room plays audio through this page's Web Audio graph (livekit-client's webAudioMix);
+// "element": through an <audio> element per track (livekit-client's default)
+const audioPath = config.audio ?? 'mix';
+const room = new Room(audioPath === 'mix' ? { webAudioMix: { audioContext } } : {});
 const probe = config.measure
   ? await (await import('./probe.js')).createProbe(audioContext, config.measure)
   : null;
@@ -38,11 +41,13 @@ function showVideo(track) {
 }
 
 function playAudio(track) {
-  if (probe) track.setWebAudioPlugins([probe.audioNode]);
+  if (probe && audioPath === 'mix') track.setWebAudioPlugins([probe.audioNode]);
   const element = track.attach();
   element.hidden = true;
   document.body.append(element);
-  $('audio-info').textContent = `${audioContext.sampleRate} Hz, Web Audio`;
+  if (probe && audioPath === 'element') probe.tap(track.mediaStreamTrack);
+  $('audio-info').textContent =
+    audioPath === 'mix' ? `${audioContext.sampleRate} Hz, Web Audio` : 'audio element';
 }
 
 room
