@@ -36,7 +36,7 @@ from livekit_avsync.web.server import viewer_token
 
 WIDTH, HEIGHT = 640, 360
 SKEW_P95_MS = 40.0
-WARMUP_S = 2.0
+WARMUP_S = 4.0  # the page's A/V sync converges over its first seconds
 REPLY_SECONDS = load_clip(REPLY).duration
 
 

@@ -56,16 +56,17 @@ def run_browser_bench_cli(args: argparse.Namespace) -> int:
                 progress=lambda label: print(f"browser: {label}", file=sys.stderr, flush=True),
             )
         )
+        sys.stdout.write(
+            "In the browser (headless Chromium, livekit-client viewer page; frames as "
+            "presented, audio as its Web Audio output plays it)\n"
+        )
+        sys.stdout.write(format_browser_table(rows))
+        sys.stdout.flush()
         if (EXAMPLES / "local_avatar_agent.py").is_file():
             print("browser: barge-in through examples/local_avatar_agent.py", file=sys.stderr)
             barge_ins = asyncio.run(
                 run_browser_barge_in(server, 1 if args.quick else 5, screenshot=screenshot)
             )
-    sys.stdout.write(
-        "In the browser (headless Chromium, livekit-client viewer page; frames as presented, "
-        "audio as played by its Web Audio output)\n"
-    )
-    sys.stdout.write(format_browser_table(rows))
     if barge_ins is not None:
         sys.stdout.write(
             "\nBarge-in by the user's voice, in the browser (example worker, markers, 640x360)\n"

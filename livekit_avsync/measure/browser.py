@@ -117,6 +117,7 @@ class BrowserViewer:
         self._capture: MediaCapture | None = None
         self._offset = 0.0
         self._changed = asyncio.Event()
+        self._failure: Exception | None = None
         self._closed = False
         self.page: Page | None = None
         self.tracks: dict[str, dict[str, Any]] = {}  # "audio"/"video" -> what the page said
@@ -156,6 +157,10 @@ class BrowserViewer:
 
     async def _playing(self) -> None:
         while not (self.video_reports and self.audio_reports):
+            if self._failure is not None:
+                raise RuntimeError(f"the viewer page's report failed: {self._failure!r}")
+            if self._capture is not None:
+                self._capture.check()
             self._changed.clear()
             await self._changed.wait()
 
@@ -179,8 +184,9 @@ class BrowserViewer:
                 self.state = str(report["state"])
         except Exception as exc:  # a malformed report must not vanish in the reader task
             if self._capture is None:
-                raise
-            self._capture._fail(exc, "browser")
+                self._failure = exc
+            else:
+                self._capture._fail(exc, "browser")
         self._changed.set()
 
     def _time(self, page_ms: float) -> float:

@@ -15,6 +15,7 @@ import base64
 import contextlib
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+logger = logging.getLogger("livekit_avsync.web")
 
 __all__ = ["CHROMIUM_FLAGS", "BrowserUnavailable", "Chromium", "Page", "PageError", "find_chromium"]
 
@@ -175,8 +178,13 @@ class Chromium:
                         future.set_result(data)
                     continue
                 page = self._sessions.get(data.get("sessionId", ""))
-                if page is not None:
+                if page is None:
+                    continue
+                try:
                     page._event(data["method"], data.get("params", {}))
+                except Exception as exc:  # a page's handler must not end the reader
+                    logger.exception("handling %s failed", data["method"])
+                    page.errors.append(f"handling {data['method']} failed: {exc!r}")
         finally:
             for future in self._calls.values():
                 if not future.done():
@@ -220,6 +228,10 @@ class Chromium:
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
         )
         return page
+
+    def forget(self, page: Page) -> None:
+        """Stop routing events to a closed page."""
+        self._sessions.pop(page.session, None)
 
     async def aclose(self) -> None:
         """Close the browser (politely, then by force), its connection and its profile."""
@@ -309,7 +321,7 @@ class Page:
         self._bindings.clear()
         with contextlib.suppress(PageError):
             await self._browser.call("Target.closeTarget", {"targetId": self._target})
-        self._browser._sessions.pop(self.session, None)
+        self._browser.forget(self)
 
     async def evaluate(self, expression: str, *, await_promise: bool = True) -> Any:
         """The value of a script expression (awaited if it is a promise)."""

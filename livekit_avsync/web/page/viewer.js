@@ -73,12 +73,15 @@ room
     $('who').textContent = '-';
     $('stage').replaceChildren($('waiting') ?? document.createTextNode('waiting'));
   })
-  .on(RoomEvent.AudioPlaybackStatusChanged, () => {
-    $('play').hidden = room.canPlaybackAudio && audioContext.state === 'running';
-  })
+  .on(RoomEvent.AudioPlaybackStatusChanged, showPlayButton)
   .on(RoomEvent.Disconnected, () => setState('disconnected'))
   .on(RoomEvent.Reconnecting, () => setState('reconnecting'))
   .on(RoomEvent.Reconnected, () => setState('connected', true));
+
+function showPlayButton() {
+  $('play').hidden = room.canPlaybackAudio && audioContext.state === 'running';
+}
+audioContext.addEventListener('statechange', showPlayButton);
 
 $('play').addEventListener('click', async () => {
   await audioContext.resume();
@@ -105,7 +108,7 @@ window.avsync = {
 try {
   await room.connect(config.url, config.token);
   setState('connected', true);
-  $('play').hidden = audioContext.state === 'running';
+  showPlayButton();
 } catch (error) {
   setState(`failed: ${error.message ?? error}`);
   throw error;
