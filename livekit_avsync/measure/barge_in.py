@@ -232,11 +232,14 @@ async def barge_in_turn(
     log = ViewerLog(
         face, marker_tones=spec.frequencies, marker_peak=spec.burst_level * 2 * _SPEECH_PEAK
     )
-    if viewer is None:
-        viewer = RoomViewer(room, spec=spec, on_video=log.on_video, on_audio=log.on_audio)
-    await viewer.start(timeout=join_timeout)
+    watching = (
+        RoomViewer(room, spec=spec, on_video=log.on_video, on_audio=log.on_audio)
+        if viewer is None
+        else viewer(log)
+    )
+    await watching.start(timeout=join_timeout)
     try:
-        capture = viewer.capture
+        capture = watching.capture
         await capture.wait_until(lambda: log.speech_times().size > 0, timeout=join_timeout)
         speech_start = float(log.speech_times()[0])
         await asyncio.sleep(max(0.0, speech_start + barge_after - time.monotonic()))
@@ -244,7 +247,7 @@ async def barge_in_turn(
         onset, user_end = await speak_into_room(room, voice, voice_rate)
         await asyncio.sleep(reply_wait)
     finally:
-        await viewer.aclose()
+        await watching.aclose()
     wall_to_mono = time.time() - time.monotonic()
     after = [t - wall_to_mono for t in interrupt_times()[before:]]
     interrupt = after[0] if after else None
@@ -259,5 +262,5 @@ async def barge_in_turn(
     )
     reply = None
     if figures.reply_start is not None:
-        reply = viewer.synced_report(since=figures.reply_start, until=figures.reply_start + 3.0)
+        reply = watching.synced_report(since=figures.reply_start, until=figures.reply_start + 3.0)
     return BargeInTurn(figures, reply, len(after))
