@@ -33,6 +33,7 @@ Scenarios: {"; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())}
   livekit-avsync bench --scenarios interrupt,separate --duration 10
   livekit-avsync bench --quick --busy 1               # the same beside one busy core
   livekit-avsync bench --scale --plot scale.png       # sessions per worker (real server)
+  livekit-avsync bench --browser --quick              # as headless Chromium shows it
 """
 
 
@@ -142,6 +143,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--plot", metavar="PNG", help="with --scale: plot cost and quality")
     parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="run the scenarios through a real room into the viewer page in headless Chromium, "
+        "measured in the page (needs Chromium and npm; server as for --room)",
+    )
+    parser.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="with --browser: save a picture of the viewer page showing the example avatar",
+    )
+    parser.add_argument(
         "--busy",
         type=_cores,
         default=0,
@@ -153,6 +165,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bench`` with parsed ``args``; print the tables; return 1 if any run failed."""
+    if args.browser:
+        from .bench_browser import run_browser_bench_cli
+
+        return run_browser_bench_cli(args)
     if args.room:
         from .bench_room import run_room_bench_cli
 

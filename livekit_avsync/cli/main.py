@@ -22,7 +22,7 @@ from . import CLIError
 __all__ = ["COMMANDS", "CLIError", "build_parser", "main"]
 
 PROG = "livekit-avsync"
-COMMANDS = ("demo", "measure", "bench")  # looked up as livekit_avsync.cli.<name>_cmd
+COMMANDS = ("demo", "measure", "bench", "view")  # looked up as livekit_avsync.cli.<name>_cmd
 
 Runner = Callable[[argparse.Namespace], int]
 

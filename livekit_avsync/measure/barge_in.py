@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from livekit import rtc
@@ -20,11 +21,19 @@ from livekit import rtc
 from ..providers.face import FaceRenderer
 from .analysis import SyncReport
 from .bursts import AudioBurst
+from .loopback import MediaCapture
 from .room import RoomViewer
 from .spec import AVATAR_SPEC, MarkerSpec
 from .viewer import ViewerLog
 
-__all__ = ["BargeIn", "BargeInTurn", "barge_in_figures", "barge_in_turn", "speak_into_room"]
+__all__ = [
+    "BargeIn",
+    "BargeInTurn",
+    "BargeInViewer",
+    "barge_in_figures",
+    "barge_in_turn",
+    "speak_into_room",
+]
 
 _BURST_EDGE_S = 0.015  # a burst's sound may start this early and end this late at a viewer
 _MIN_RUN_S = 0.02  # speech is sustained: shorter runs of loud milliseconds are codec artefacts
@@ -174,6 +183,21 @@ def _sustained(times: np.ndarray) -> np.ndarray:
     return np.concatenate(keep) if keep else times[:0]
 
 
+class BargeInViewer(Protocol):
+    """What watches a barge-in: a :class:`~.room.RoomViewer`, or a browser page."""
+
+    @property
+    def capture(self) -> MediaCapture: ...
+
+    async def start(self, timeout: float = ...) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    def synced_report(self, since: float | None = ..., until: float | None = ...) -> SyncReport:
+        """Markers seen in [since, until] as a receiver that lip-syncs the stream shows them."""
+        ...
+
+
 @dataclass(frozen=True)
 class BargeInTurn:
     """One barge-in turn: the viewer's figures, the reply's lip-sync (as a lip-syncing receiver
@@ -195,20 +219,27 @@ async def barge_in_turn(
     barge_after: float = 4.5,
     reply_wait: float = 3.0,
     join_timeout: float = 60.0,
+    viewer: Callable[[ViewerLog], BargeInViewer] | None = None,
 ) -> BargeInTurn:
     """In ``room`` (connected, as the user), wait for the agent's avatar to start speaking, speak
     ``voice`` over it ``barge_after`` s in, let the reply play, and measure.
 
     ``interrupt_times()`` returns the wall times (``time.time()``) at which the agent flushed
     the avatar so far (a worker's log); ``face`` draws the avatar (for its closed mouth).
+    ``viewer(log)`` makes the viewer that watches (feeding ``log``); by default the user's own
+    :class:`~.room.RoomViewer` in ``room`` (a browser page: :mod:`.browser`).
     """
     log = ViewerLog(
         face, marker_tones=spec.frequencies, marker_peak=spec.burst_level * 2 * _SPEECH_PEAK
     )
-    viewer = RoomViewer(room, spec=spec, on_video=log.on_video, on_audio=log.on_audio)
-    await viewer.start(timeout=join_timeout)
+    watching = (
+        RoomViewer(room, spec=spec, on_video=log.on_video, on_audio=log.on_audio)
+        if viewer is None
+        else viewer(log)
+    )
+    await watching.start(timeout=join_timeout)
     try:
-        capture = viewer.capture
+        capture = watching.capture
         await capture.wait_until(lambda: log.speech_times().size > 0, timeout=join_timeout)
         speech_start = float(log.speech_times()[0])
         await asyncio.sleep(max(0.0, speech_start + barge_after - time.monotonic()))
@@ -216,7 +247,7 @@ async def barge_in_turn(
         onset, user_end = await speak_into_room(room, voice, voice_rate)
         await asyncio.sleep(reply_wait)
     finally:
-        await viewer.aclose()
+        await watching.aclose()
     wall_to_mono = time.time() - time.monotonic()
     after = [t - wall_to_mono for t in interrupt_times()[before:]]
     interrupt = after[0] if after else None
@@ -231,5 +262,5 @@ async def barge_in_turn(
     )
     reply = None
     if figures.reply_start is not None:
-        reply = viewer.synced_report(since=figures.reply_start, until=figures.reply_start + 3.0)
+        reply = watching.synced_report(since=figures.reply_start, until=figures.reply_start + 3.0)
     return BargeInTurn(figures, reply, len(after))

@@ -44,7 +44,7 @@ from .bursts import AudioBurst, BurstDetector, loud_mask
 from .markers import MAX_TURN, MarkerCode, read_marker
 from .spec import DEFAULT_SPEC, MarkerSpec
 
-__all__ = ["CaptureError", "LoopbackCapture", "VideoArrival"]
+__all__ = ["CaptureError", "LoopbackCapture", "MediaCapture", "VideoArrival"]
 
 logger = logging.getLogger("livekit_avsync.measure")
 
@@ -92,20 +92,18 @@ class _CaptureVideoStream(rtc.VideoStream):
         return FfiClient.instance.request(req).new_video_stream.stream
 
 
-class LoopbackCapture:
-    """Records what a local audio track and (optionally) a local video track play.
+class MediaCapture:
+    """What a viewer played, on ``time.monotonic()``, and the queries on it.
 
-    Use ``async with LoopbackCapture.from_sources(audio_source, video_source) as cap:`` (or
-    :meth:`start` / :meth:`aclose`), drive the sources, then query. ``on_video(frame, time, code)``
-    and ``on_audio(frame, time)`` hooks are called for every frame read (e.g. to write the output
-    to a file); they must be quick. A failure in a reader or a hook stops that reader and is
-    raised as :class:`CaptureError` by the next query or by :meth:`aclose`.
+    :class:`LoopbackCapture` feeds it from rtc streams; anything else that knows what was shown
+    and heard when (a browser page: :mod:`livekit_avsync.measure.browser`) feeds it through
+    :meth:`record_video` and :meth:`record_audio`, and gets the same analysis.
+    ``on_video(frame, time, code)`` and ``on_audio(frame, time)`` hooks are called for every
+    frame recorded (e.g. to write the output to a file); they must be quick.
     """
 
     def __init__(
         self,
-        audio_track: rtc.Track,
-        video_track: rtc.Track | None = None,
         *,
         sample_rate: int = 48000,
         spec: MarkerSpec = DEFAULT_SPEC,
@@ -113,12 +111,6 @@ class LoopbackCapture:
         on_video: VideoHook | None = None,
         on_audio: AudioHook | None = None,
     ) -> None:
-        if audio_track is None or audio_track.kind != rtc.TrackKind.KIND_AUDIO:
-            raise ValueError("audio_track must be an audio track")
-        if video_track is not None and video_track.kind != rtc.TrackKind.KIND_VIDEO:
-            raise ValueError("video_track must be a video track")
-        self._audio_track = audio_track
-        self._video_track = video_track
         self._sample_rate = sample_rate
         self._spec = spec
         self._silence_dbfs = silence_dbfs
@@ -132,111 +124,17 @@ class LoopbackCapture:
         self._a_last = array("d")
         self._video: list[VideoArrival] = []
         self._first_seen: dict[tuple[int, int], VideoArrival] = {}  # (turn, frame) -> first
-        self._streams: list[rtc.AudioStream | rtc.VideoStream] = []
-        self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
         self._failure_raised = False
         self._changed = asyncio.Event()
-        self._started = self._closed = False
         # how analyze() reads video by default: a room viewer sets a receiver's sync delay and
         # lets dropped frames be stood in for (see RoomViewer); local tracks need neither
         self.video_delay: float | Callable[[float], float] = 0.0
         self.frame_slack = 0
 
-    @classmethod
-    def from_sources(
-        cls,
-        audio_source: rtc.AudioSource,
-        video_source: rtc.VideoSource | None = None,
-        *,
-        sample_rate: int = 48000,
-        spec: MarkerSpec = DEFAULT_SPEC,
-        silence_dbfs: float = -50.0,
-        on_video: VideoHook | None = None,
-        on_audio: AudioHook | None = None,
-    ) -> LoopbackCapture:
-        """Wrap sources into local tracks and capture those (keywords as for the constructor)."""
-        audio = rtc.LocalAudioTrack.create_audio_track("avsync-capture-audio", audio_source)
-        video = (
-            rtc.LocalVideoTrack.create_video_track("avsync-capture-video", video_source)
-            if video_source is not None
-            else None
-        )
-        return cls(
-            audio,
-            video,
-            sample_rate=sample_rate,
-            spec=spec,
-            silence_dbfs=silence_dbfs,
-            on_video=on_video,
-            on_audio=on_audio,
-        )
-
-    # lifecycle -------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Open the streams and start reading (idempotent)."""
-        if self._closed:
-            raise RuntimeError("LoopbackCapture is closed")
-        if self._started:
-            return
-        self._started = True
-        audio = rtc.AudioStream(self._audio_track, sample_rate=self._sample_rate, num_channels=1)
-        self._streams.append(audio)
-        self._tasks.append(asyncio.create_task(self._read_audio(audio), name="capture-audio"))
-        if self._video_track is not None:
-            video = _CaptureVideoStream(self._video_track, format=rtc.VideoBufferType.I420)
-            self._streams.append(video)
-            self._tasks.append(asyncio.create_task(self._read_video(video), name="capture-video"))
-
-    async def aclose(self) -> None:
-        """Stop reading and close the streams (idempotent); raises a reader failure not seen yet."""
-        if not self._closed:
-            self._closed = True
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            for stream in self._streams:
-                await stream.aclose()
-            self._detector.flush()
-        self._raise_failure()
-
-    async def __aenter__(self) -> LoopbackCapture:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    # readers ---------------------------------------------------------------------------------
-
-    async def _read_audio(self, stream: rtc.AudioStream) -> None:
-        try:
-            async for event in stream:
-                self._on_audio_frame(event.frame, time.monotonic())
-        except Exception as exc:
-            self._fail(exc, "audio")
-
-    async def _read_video(self, stream: rtc.VideoStream) -> None:
-        try:
-            async for event in stream:
-                now = time.monotonic()
-                code = read_marker(event.frame)
-                if code is None:
-                    self._video.append(VideoArrival(now, None, None))
-                else:
-                    arrival = VideoArrival(now, code.frame, code.turn)
-                    self._video.append(arrival)
-                    self._first_seen.setdefault((code.turn, code.frame), arrival)
-                if self._on_video is not None:
-                    self._on_video(event.frame, now, code)
-                self._notify()
-        except Exception as exc:
-            self._fail(exc, "video")
-
-    def _on_audio_frame(self, frame: rtc.AudioFrame, arrival: float) -> None:
+    def record_audio(self, frame: rtc.AudioFrame, arrival: float) -> None:
+        """Record an audio frame whose first sample played at ``arrival`` (the audio reader's
+        own entry; a capture fed by something else calls it directly, frames in order)."""
         samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
         duration = frame.samples_per_channel / frame.sample_rate
         start = arrival
@@ -252,6 +150,22 @@ class LoopbackCapture:
         self._detector.feed(samples, start)
         if self._on_audio is not None:
             self._on_audio(frame, start)
+        self._notify()
+
+    def record_video(
+        self, now: float, code: MarkerCode | None, frame: rtc.VideoFrame | None = None
+    ) -> None:
+        """Record a video frame shown at ``now`` carrying ``code`` (the video reader's own entry;
+        a capture fed by something else calls it directly). The ``on_video`` hook sees ``frame``
+        when there is one."""
+        if code is None:
+            self._video.append(VideoArrival(now, None, None))
+        else:
+            arrival = VideoArrival(now, code.frame, code.turn)
+            self._video.append(arrival)
+            self._first_seen.setdefault((code.turn, code.frame), arrival)
+        if self._on_video is not None and frame is not None:
+            self._on_video(frame, now, code)
         self._notify()
 
     def _fail(self, exc: BaseException, which: str) -> None:
@@ -421,3 +335,129 @@ class LoopbackCapture:
         gaps = np.flatnonzero(begins[1:] - ends[:-1] > max_gap)
         last = int(gaps[0]) if gaps.size else ends.size - 1
         return float(ends[: last + 1].max()) - t
+
+    def finish(self) -> None:
+        """No more media comes: report the bursts still waiting for their analysis window."""
+        self._detector.flush()
+
+
+class LoopbackCapture(MediaCapture):
+    """Records what a local audio track and (optionally) a local video track play.
+
+    Use ``async with LoopbackCapture.from_sources(audio_source, video_source) as cap:`` (or
+    :meth:`start` / :meth:`aclose`), drive the sources, then query. ``on_video(frame, time, code)``
+    and ``on_audio(frame, time)`` hooks are called for every frame read (e.g. to write the output
+    to a file); they must be quick. A failure in a reader or a hook stops that reader and is
+    raised as :class:`CaptureError` by the next query or by :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        audio_track: rtc.Track,
+        video_track: rtc.Track | None = None,
+        *,
+        sample_rate: int = 48000,
+        spec: MarkerSpec = DEFAULT_SPEC,
+        silence_dbfs: float = -50.0,
+        on_video: VideoHook | None = None,
+        on_audio: AudioHook | None = None,
+    ) -> None:
+        if audio_track is None or audio_track.kind != rtc.TrackKind.KIND_AUDIO:
+            raise ValueError("audio_track must be an audio track")
+        if video_track is not None and video_track.kind != rtc.TrackKind.KIND_VIDEO:
+            raise ValueError("video_track must be a video track")
+        super().__init__(
+            sample_rate=sample_rate,
+            spec=spec,
+            silence_dbfs=silence_dbfs,
+            on_video=on_video,
+            on_audio=on_audio,
+        )
+        self._audio_track = audio_track
+        self._video_track = video_track
+        self._streams: list[rtc.AudioStream | rtc.VideoStream] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = self._closed = False
+
+    @classmethod
+    def from_sources(
+        cls,
+        audio_source: rtc.AudioSource,
+        video_source: rtc.VideoSource | None = None,
+        *,
+        sample_rate: int = 48000,
+        spec: MarkerSpec = DEFAULT_SPEC,
+        silence_dbfs: float = -50.0,
+        on_video: VideoHook | None = None,
+        on_audio: AudioHook | None = None,
+    ) -> LoopbackCapture:
+        """Wrap sources into local tracks and capture those (keywords as for the constructor)."""
+        audio = rtc.LocalAudioTrack.create_audio_track("avsync-capture-audio", audio_source)
+        video = (
+            rtc.LocalVideoTrack.create_video_track("avsync-capture-video", video_source)
+            if video_source is not None
+            else None
+        )
+        return cls(
+            audio,
+            video,
+            sample_rate=sample_rate,
+            spec=spec,
+            silence_dbfs=silence_dbfs,
+            on_video=on_video,
+            on_audio=on_audio,
+        )
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the streams and start reading (idempotent)."""
+        if self._closed:
+            raise RuntimeError("LoopbackCapture is closed")
+        if self._started:
+            return
+        self._started = True
+        audio = rtc.AudioStream(self._audio_track, sample_rate=self._sample_rate, num_channels=1)
+        self._streams.append(audio)
+        self._tasks.append(asyncio.create_task(self._read_audio(audio), name="capture-audio"))
+        if self._video_track is not None:
+            video = _CaptureVideoStream(self._video_track, format=rtc.VideoBufferType.I420)
+            self._streams.append(video)
+            self._tasks.append(asyncio.create_task(self._read_video(video), name="capture-video"))
+
+    async def aclose(self) -> None:
+        """Stop reading and close the streams (idempotent); raises a reader failure not seen yet."""
+        if not self._closed:
+            self._closed = True
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for stream in self._streams:
+                await stream.aclose()
+            self.finish()
+        self._raise_failure()
+
+    async def __aenter__(self) -> LoopbackCapture:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # readers ---------------------------------------------------------------------------------
+
+    async def _read_audio(self, stream: rtc.AudioStream) -> None:
+        try:
+            async for event in stream:
+                self.record_audio(event.frame, time.monotonic())
+        except Exception as exc:
+            self._fail(exc, "audio")
+
+    async def _read_video(self, stream: rtc.VideoStream) -> None:
+        try:
+            async for event in stream:
+                self.record_video(time.monotonic(), read_marker(event.frame), event.frame)
+        except Exception as exc:
+            self._fail(exc, "video")

@@ -35,6 +35,7 @@ __all__ = [
     "RoomServer",
     "format_barge_in_table",
     "format_room_table",
+    "publish_sources",
     "room_transport",
     "run_barge_in_bench",
     "run_room_bench",
@@ -73,6 +74,26 @@ class RoomServer:
         )
 
 
+async def publish_sources(
+    room: rtc.Room,
+    audio: rtc.AudioSource,
+    video: rtc.VideoSource,
+    *,
+    streams: tuple[str, str] = ("avatar", "avatar"),
+) -> None:
+    """Publish ``audio`` as the microphone and ``video`` as the camera of ``room``'s local
+    participant, in the ``(audio, video)`` streams given (one stream: what receivers lip-sync)."""
+    local = room.local_participant
+    await local.publish_track(
+        rtc.LocalAudioTrack.create_audio_track("bench-audio", audio),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, stream=streams[0]),
+    )
+    await local.publish_track(
+        rtc.LocalVideoTrack.create_video_track("bench-video", video),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, stream=streams[1]),
+    )
+
+
 def room_transport(
     server: RoomServer, *, stream: str = "avatar", viewers: list[RoomViewer] | None = None
 ) -> Transport:
@@ -92,15 +113,7 @@ def room_transport(
         try:
             await viewer_room.connect(server.url, server.token(name, _VIEWER))
             await publisher.connect(server.url, server.token(name, _PUBLISHER))
-            local = publisher.local_participant
-            await local.publish_track(
-                rtc.LocalAudioTrack.create_audio_track("bench-audio", audio),
-                rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, stream=stream),
-            )
-            await local.publish_track(
-                rtc.LocalVideoTrack.create_video_track("bench-video", video),
-                rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, stream=stream),
-            )
+            await publish_sources(publisher, audio, video, streams=(stream, stream))
             viewer = RoomViewer(viewer_room, identity=_PUBLISHER, spec=spec, on_audio=on_audio)
             await viewer.start(timeout=_SUBSCRIBE_TIMEOUT_S)
             if viewers is not None:

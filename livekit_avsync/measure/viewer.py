@@ -70,12 +70,17 @@ class ViewerLog:
         if frame.type != rtc.VideoBufferType.I420:
             frame = frame.convert(rtc.VideoBufferType.I420)
         y = np.frombuffer(frame.data, np.uint8, count=width * height).reshape(height, width)
-        diff = float(np.abs(y[self._mouth].astype(np.int16) - self._closed_mouth).mean())
+        self.on_mouth(y[self._mouth], t, code)
+        if self._video_sink is not None:
+            self._video_sink(frame, t)
+
+    def on_mouth(self, mouth: np.ndarray, t: float, code: MarkerCode | None) -> None:
+        """Record a frame from the luma of its mouth box alone (``face.mouth_box``): for a
+        viewer that reads only that region, like the browser page."""
+        diff = float(np.abs(mouth.astype(np.int16) - self._closed_mouth).mean())
         self.video_times.append(t)
         self.video_open.append(diff > _MOUTH_DIFF)
         self.video_frames.append(-1 if code is None else code.frame)
-        if self._video_sink is not None:
-            self._video_sink(frame, t)
 
     def on_audio(self, frame: rtc.AudioFrame, t: float) -> None:
         samples = np.frombuffer(frame.data, np.int16).reshape(-1, frame.num_channels)
