@@ -7,9 +7,9 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from livekit.agents import APIConnectionError, APIStatusError, APITimeoutError
 from fakes.fake_lemonslice import SESSIONS_PATH, FakeLemonSliceService
 from livekit import api
+from livekit.agents import APIConnectionError, APIStatusError, APITimeoutError
 
 from livekit_avsync.providers.base import ProviderError, ProviderTimeout
 from livekit_avsync.providers.lemonslice_api import (

@@ -262,9 +262,9 @@ class LemonSliceStandIn:
     """The REST side; ``url`` is the sessions endpoint once :meth:`start` ran.
 
     ``mode``: ``ok``, ``reject`` (400 with a JSON error), ``unavailable`` (503), ``error``
-    (500), ``hang`` (no answer until closed). ``create_delay`` delays each answer. With ``avatars=True`` each created
-    session starts a :class:`RuntimeAvatar` (``width`` x ``height``) into the posted room;
-    ``on_session(session_id, url, token)`` is called too, when given.
+    (500), ``hang`` (no answer until closed). ``create_delay`` delays each answer. With
+    ``avatars=True`` each created session starts a :class:`RuntimeAvatar` (``width`` x
+    ``height``) into the posted room; ``on_session(session_id, url, token)`` is called too.
     """
 
     def __init__(

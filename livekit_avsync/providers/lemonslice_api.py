@@ -11,10 +11,11 @@ idempotency key and no way to list sessions, so a retry after a request that may
 LemonSlice could start a second billed avatar whose id we never learn. We therefore retry only
 what created nothing: a connection that could not be made, and a 429 or 503 answer (the
 service said "not now"). A 500, 502 or 504 may come after the session was made, so it is not
-retried here (its ``retryable`` still follows livekit-agents' rule: a caller may decide to). A request that was sent and got no answer within
-``request_timeout`` (default 60 s, the plugin's tolerance) is not retried: if LemonSlice did
-create that session, its avatar stays billed until LemonSlice's own ``idle_timeout`` ends it
-(documented limit; the caller logs it).
+retried here (its ``retryable`` still follows livekit-agents' rule: a caller may decide to).
+A request that was sent and got no answer within ``request_timeout`` (default 60 s, the
+plugin's tolerance) is not retried either: if LemonSlice did create that session, its avatar
+stays billed until LemonSlice's own ``idle_timeout`` ends it (documented limit; the provider
+logs it). Once the id is known, closing terminates the session.
 """
 
 from __future__ import annotations
