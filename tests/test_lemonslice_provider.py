@@ -283,6 +283,10 @@ async def test_start_opens_private_side_room_with_least_privilege_tokens(
             (grants.room_admin, grants.room_create, grants.room_list, grants.room_record)
         )
         assert not grants.can_update_own_metadata and not grants.agent
+        # the side room, created by whichever joins first, dispatches no worker into itself
+        assert claims.room_config is not None
+        dispatch = [agent.agent_name for agent in claims.room_config.agents]
+        assert dispatch == ["livekit-avsync-side-room-no-agent"]
     for join in joins.values():
         raw = jwt.decode(join.token, options={"verify_signature": False})
         assert raw["exp"] - raw["nbf"] <= 10 * 60 + 5  # short-lived

@@ -46,6 +46,7 @@ from livekit.agents.voice.avatar import (
 )
 
 from ..measure.spec import AVATAR_SPEC, MarkerSpec
+from ..providers.base import PlaybackFinished
 from ..providers.local import LocalAvatar
 
 __all__ = [
@@ -78,9 +79,10 @@ class MarkerFaceGenerator(VideoGenerator):
     """An AvatarRunner video generator: a LocalAvatar fed with the speech the runtime received.
 
     Its output goes back to the runtime as it is produced (real time): video always, audio only
-    while the received speech plays, then an ``AudioSegmentEnd``, so the runtime's playback
-    position and events are those of the speech. ``received_formats`` records the
-    ``(sample_rate, num_channels)`` of every received frame (the byte streams' attributes).
+    while the received speech plays, then an ``AudioSegmentEnd`` once the face has played the
+    ended turn, so the runtime's playback position and events are those of the speech.
+    ``received_formats`` records the ``(sample_rate, num_channels)`` of every received frame
+    (the byte streams' attributes).
     """
 
     def __init__(self, face: LocalAvatar) -> None:
@@ -93,7 +95,13 @@ class MarkerFaceGenerator(VideoGenerator):
             asyncio.Queue()
         )
         self._speaking = False
+        self._turn_played = False  # the face finished playing a whole (ended) turn
         self._pumps: list[asyncio.Task[None]] = []
+        face.on("playback_finished", self._on_face_finished)
+
+    def _on_face_finished(self, event: PlaybackFinished) -> None:
+        if not event.interrupted:
+            self._turn_played = True
 
     async def start(self) -> None:
         await self.face.start()
@@ -129,6 +137,7 @@ class MarkerFaceGenerator(VideoGenerator):
         for item in kept:
             self._out.put_nowait(item)
         self._speaking = False
+        self._turn_played = False
 
     def __aiter__(self) -> AsyncIterator[rtc.AudioFrame | rtc.VideoFrame | AudioSegmentEnd]:
         return self._frames()
@@ -145,8 +154,10 @@ class MarkerFaceGenerator(VideoGenerator):
                 self._speaking = True
                 assert isinstance(item.frame, rtc.AudioFrame)
                 self._out.put_nowait(item.frame)
-            elif self._speaking:
-                self._speaking = False
+            elif self._speaking and self._turn_played:
+                # the turn ended and played out (a gap mid-turn, speech arriving late, is not
+                # its end: the runtime would report the turn finished while it still speaks)
+                self._speaking = self._turn_played = False
                 self._out.put_nowait(AudioSegmentEnd())
 
     async def _pump_video(self) -> None:

@@ -49,13 +49,24 @@ from .lemonslice_api import (
     LemonSliceTimeout,
 )
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT", "LemonSliceAvatar"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_VIDEO_LAG", "LemonSliceAvatar"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT = 60
 """LemonSlice's own idle timeout when the request sets none (seconds, per its API docs)."""
+DEFAULT_VIDEO_LAG = -0.07
+"""Seconds the avatar's video arrives after its audio at the relay: negative, the picture comes
+first (the relay's WebRTC audio path holds audio longer than its video path, and the avatar
+runtime's 100 ms ``AudioSource`` queue delays audio at the sender). A first estimate from runs
+through livekit-agents' own remote-avatar runtime (docs/benchmarks.md), noisy (3-4 markers per
+reply); not measured against LemonSlice's service: pass ``video_lag=`` to set it."""
 _IDLE_SLACK_S = 2.0  # the avatar's idle clock and ours start a moment apart
+_NO_AGENT = "livekit-avsync-side-room-no-agent"
+"""The one agent the side room asks for, which no worker serves. A room created without an
+explicit dispatch gets every automatically dispatched worker (livekit-server's default dispatch
+for agent name ""), which would send the agent into its own side room and, there, open another
+side room, and so on; an explicit dispatch replaces that default."""
 
 _KIND_NAMES = {rtc.TrackKind.KIND_AUDIO: "audio", rtc.TrackKind.KIND_VIDEO: "video"}
 _ROOM_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -76,7 +87,8 @@ class LemonSliceAvatar(AvatarProvider):
     idle (see the module docstring). ``request_timeout`` bounds each REST call (default 60 s, as
     tolerant as the plugin; retries as :mod:`.lemonslice_api` explains). ``join_timeout`` covers
     LemonSlice's cold start (its docs say up to 2.5 min when no warm GPU is free).
-    ``avatar_identity`` defaults to a unique ``lemonslice-avatar-<hex>`` per session.
+    ``video_lag``: see :data:`DEFAULT_VIDEO_LAG`. ``avatar_identity`` defaults to a unique
+    ``lemonslice-avatar-<hex>`` per session.
     ``room_factory`` builds the relay's room (tests pass a stand-in).
 
     Errors are :class:`~.lemonslice_api.LemonSliceError` and its subclasses (all
@@ -86,7 +98,7 @@ class LemonSliceAvatar(AvatarProvider):
 
     label = "lemonslice"
     sync_mode = "arrival"
-    video_lag = 0.0
+    video_lag = DEFAULT_VIDEO_LAG
 
     def __init__(
         self,
@@ -111,6 +123,7 @@ class LemonSliceAvatar(AvatarProvider):
         join_timeout: float = 180.0,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         rpc_timeout: float = 2.0,
+        video_lag: float | None = None,
         token_ttl: float = 600.0,
         room_factory: Callable[[], rtc.Room] = rtc.Room,
         http_session: aiohttp.ClientSession | None = None,
@@ -141,6 +154,10 @@ class LemonSliceAvatar(AvatarProvider):
         ):
             if value <= 0:
                 raise LemonSliceConfigError(f"{name} must be positive, got {value}")
+        if video_lag is not None:
+            if not -1.0 < video_lag < 1.0:
+                raise LemonSliceConfigError(f"video_lag must be within (-1, 1) s, got {video_lag}")
+            self.video_lag = float(video_lag)
         if avatar_identity is None:
             avatar_identity = f"lemonslice-avatar-{secrets.token_hex(4)}"
         if avatar_identity == relay_identity or not avatar_identity or not relay_identity:
@@ -244,6 +261,7 @@ class LemonSliceAvatar(AvatarProvider):
             await self._wait_for_avatar()
             self._joined_at = asyncio.get_running_loop().time()
             self._speech = self._speech_output(side_room)
+            await _output_started(self._speech)
             self._start_output()
         except BaseException:
             if self._close_task is None:
@@ -310,7 +328,8 @@ class LemonSliceAvatar(AvatarProvider):
     # -- setup ---------------------------------------------------------------------------------
 
     def _mint_tokens(self, room_name: str) -> tuple[str, str]:
-        """Room-scoped tokens: the relay may only send data; the avatar publishes its media.
+        """Room-scoped tokens: the relay may only send data; the avatar publishes its media. The
+        room they create dispatches no agent (see ``_NO_AGENT``).
 
         The avatar keeps ``can_subscribe``: LiveKit delivers data packets over the subscriber
         connection, and nothing else is there to subscribe to (the relay cannot publish).
@@ -354,7 +373,9 @@ class LemonSliceAvatar(AvatarProvider):
         )
         if attributes:
             token = token.with_attributes(attributes)
-        return token.to_jwt()
+        # whichever of the two joins first creates the room: both tokens carry its configuration
+        side_room = api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=_NO_AGENT)])
+        return token.with_room_config(side_room).to_jwt()
 
     def _check_open(self) -> None:
         if self._closing:
@@ -606,6 +627,15 @@ class LemonSliceAvatar(AvatarProvider):
             except Exception as exc:
                 logger.debug("closing a media stream failed: %s", exc)
         await self._api.aclose()
+
+
+async def _output_started(output: DataStreamAudioOutput) -> None:
+    """Wait for the output's own start task (it finds the avatar, already here, at once), so
+    it never outlives a provider closed right after start() and fails unobserved. livekit-agents
+    has no public way to wait for it; without the attribute there is nothing to wait for."""
+    task = getattr(output, "_start_atask", None)
+    if isinstance(task, asyncio.Task):
+        await asyncio.shield(task)
 
 
 def _forget_handlers(identity: str) -> None:
