@@ -16,9 +16,11 @@ Liveness. SDK 0.12 reports a closed WebSocket (``signalling_closed``) or peer co
 then returns anyway and the frame iterators block forever. A watchdog therefore ends the session
 with :class:`~.anam_errors.AnamTimeout` (and the ``disconnected`` event) when no video frame
 arrives within ``first_frame_timeout`` of ``SESSION_READY``, or none for ``stall_timeout``
-mid-session (Anam's idle face keeps sending video while it is silent). Frames that arrive before
-``SESSION_READY`` (aiortc queues them without bound from the moment ICE connects) are discarded
-as they come, never replayed as a burst.
+mid-session (Anam's idle face keeps sending video while it is silent). Frames that arrived before
+``SESSION_READY`` (aiortc queues them without bound from the moment ICE connects) are discarded,
+never replayed as a burst: the output is read from ready on, and frames it gets back to back
+(less than half their own duration apart by ``pts``, so they were waiting in that queue) are
+dropped until one has to be waited for.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ _ENCODING = "pcm_s16le"
 _AUDIO_BUFFER = 250  # output frames kept for a slow reader: 5 s of 20 ms audio...
 _VIDEO_BUFFER = 50  # ...and 2 s of 25 fps video; older frames are dropped beyond that
 _TRACK_RETRY_S = 0.05
+_BACKLOG_GAP_S = 0.005  # without pts: frames read back to back this fast were queued, not live
 
 T = TypeVar("T")
 
@@ -209,7 +212,6 @@ class AnamAvatar(AvatarProvider):
                 "connecting to Anam",
                 self._connect_timeout,
             )
-            self._start_output()  # reads (and discards) media until the session is ready
             await self._until(
                 self._ready.wait(),
                 loop.time() + self._ready_timeout,
@@ -217,6 +219,7 @@ class AnamAvatar(AvatarProvider):
                 self._ready_timeout,
             )
             self._ready_at = loop.time()
+            self._start_output()  # the backlog queued before ready is discarded (docstring)
             self._speech = SpeechTurns(
                 self._open_speech_stream(),
                 chunk_samples=self._chunk_samples,
@@ -386,11 +389,19 @@ class AnamAvatar(AvatarProvider):
         limit: int,
     ) -> None:
         """Move one SDK stream into its output queue; its end or failure ends the session."""
+        loop = asyncio.get_running_loop()
+        backlog, last_read, last_pts = True, loop.time(), None
         try:
             async for frame in self._frames(kind, open_frames):
-                if not self._ready.is_set():
-                    self._discarded[kind] += 1  # before SESSION_READY: never replayed later
+                now, pts = loop.time(), _pts_seconds(frame)
+                # live frames come one frame duration apart; queued ones back to back
+                step = None if pts is None or last_pts is None else pts - last_pts
+                limit = step / 2 if step is not None and step > 0 else _BACKLOG_GAP_S
+                gap, last_read, last_pts = now - last_read, now, pts
+                if backlog and gap < limit:
+                    self._discarded[kind] += 1  # queued before ready: never replayed as a burst
                     continue
+                backlog = False
                 if kind == "video":
                     self._last_video = asyncio.get_running_loop().time()
                 self._offer(kind, queue, OutputFrame(frame), limit)
@@ -595,3 +606,11 @@ async def _close_iterator(frames: AsyncIterator[Any]) -> None:
             await aclose()
         except Exception as exc:
             logger.debug("closing an Anam frame iterator failed: %s", exc)
+
+
+def _pts_seconds(frame: Any) -> float | None:
+    """A PyAV frame's presentation time in seconds, or None."""
+    pts, base = getattr(frame, "pts", None), getattr(frame, "time_base", None)
+    if pts is None or not base:
+        return None
+    return float(pts * base)
