@@ -386,25 +386,34 @@ class AnamAvatar(AvatarProvider):
         kind: str,
         open_frames: Callable[[], AsyncIterator[Any]],
         queue: asyncio.Queue[OutputFrame | None],
-        limit: int,
+        queue_limit: int,
     ) -> None:
         """Move one SDK stream into its output queue; its end or failure ends the session."""
         loop = asyncio.get_running_loop()
-        backlog, last_read, last_pts = True, loop.time(), None
+        held: Any = None  # the first frame waits for the second: were they queued?
+        backlog, first, last_read, last_pts = True, True, 0.0, None
         try:
             async for frame in self._frames(kind, open_frames):
                 now, pts = loop.time(), _pts_seconds(frame)
-                # live frames come one frame duration apart; queued ones back to back
-                step = None if pts is None or last_pts is None else pts - last_pts
-                limit = step / 2 if step is not None and step > 0 else _BACKLOG_GAP_S
-                gap, last_read, last_pts = now - last_read, now, pts
-                if backlog and gap < limit:
-                    self._discarded[kind] += 1  # queued before ready: never replayed as a burst
-                    continue
-                backlog = False
+                if backlog:
+                    if first:
+                        first, held, last_read, last_pts = False, frame, now, pts
+                        continue
+                    # live frames come one frame duration apart; queued ones back to back
+                    step = None if pts is None or last_pts is None else pts - last_pts
+                    limit = step / 2 if step is not None and step > 0 else _BACKLOG_GAP_S
+                    gap, last_read, last_pts = now - last_read, now, pts
+                    if gap < limit:
+                        self._discarded[kind] += 1 + (held is not None)  # never replayed
+                        held = None
+                        continue
+                    backlog = False
+                    if held is not None:  # the first frame was live after all
+                        self._offer(kind, queue, OutputFrame(held), queue_limit)
+                        held = None
                 if kind == "video":
                     self._last_video = asyncio.get_running_loop().time()
-                self._offer(kind, queue, OutputFrame(frame), limit)
+                self._offer(kind, queue, OutputFrame(frame), queue_limit)
         except asyncio.CancelledError:
             raise
         except ProviderError as exc:
