@@ -417,8 +417,8 @@ async def test_connect_timeout_is_clear_and_releases_the_connection(
 
 
 async def test_session_that_never_gets_ready_times_out(anam_fake: Callable[..., Any]) -> None:
-    _, provider = anam_fake(timing=FakeTiming(ready_delay=None), provider={"connect_timeout": 0.4})
-    with pytest.raises(ProviderTimeout, match="session to become ready"):
+    _, provider = anam_fake(timing=FakeTiming(ready_delay=None), provider={"ready_timeout": 0.4})
+    with pytest.raises(ProviderTimeout, match=r"session to become ready took more than 0\.4 s"):
         await asyncio.wait_for(provider.start(), 3)
 
 
@@ -517,12 +517,14 @@ async def test_media_tracks_that_appear_late_are_waited_for(
 async def test_media_tracks_that_never_appear_end_the_session(
     anam_fake: Callable[..., Any],
 ) -> None:
-    _, provider = anam_fake(timing=FakeTiming(tracks_delay=30.0), provider={"connect_timeout": 0.4})
+    _, provider = anam_fake(
+        timing=FakeTiming(tracks_delay=30.0), provider={"first_frame_timeout": 0.4}
+    )
     lost: list[str] = []
     provider.on("disconnected", lost.append)
     await provider.start()
     assert await asyncio.wait_for(_all(provider.audio_frames()), 2) == []
-    assert lost and "track within 0.4 s" in lost[0]
+    assert lost and "no video frame within 0.4 s" in lost[0]
 
 
 async def test_speech_needs_a_started_provider_and_real_frames(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from fakes.fake_lemonslice import SESSIONS_PATH, FakeLemonSliceService
 from livekit import api
+from livekit.agents import APIConnectionError, APIStatusError, APITimeoutError
 
 from livekit_avsync.providers.base import ProviderError, ProviderTimeout
 from livekit_avsync.providers.lemonslice_api import (
@@ -43,7 +44,7 @@ async def service() -> AsyncIterator[FakeLemonSliceService]:
 
 @pytest.fixture
 async def client(service: FakeLemonSliceService) -> AsyncIterator[LemonSliceAPI]:
-    c = LemonSliceAPI(API_KEY, api_url=service.url, request_timeout=0.5)
+    c = LemonSliceAPI(API_KEY, api_url=service.url, request_timeout=0.5, retry_interval=0.01)
     yield c
     await c.aclose()
 
@@ -68,6 +69,7 @@ async def test_start_session_posts_documented_request(
         "transport_type": "livekit",
         "properties": {"livekit_url": "wss://lk.example", "livekit_token": token},
         "agent_id": "agent_abc123",
+        "audio_sample_rate": 24000,
         "agent_prompt": "calm",
         "agent_idle_prompt": "still",
         "idle_timeout": 30,
@@ -118,7 +120,9 @@ async def test_client_error_carries_status_and_server_message(
             livekit_token=avatar_token(),
         )
     assert info.value.status == 400
-    assert info.value.message == "agent_id 'nope' does not exist"
+    assert info.value.server_message == "agent_id 'nope' does not exist"
+    assert info.value.status_code == 400 and info.value.retryable is False
+    assert isinstance(info.value, APIStatusError) and info.value.provider == "LemonSlice"
     assert "HTTP 400" in str(info.value) and "does not exist" in str(info.value)
     assert len(service.requests) == 1
 
@@ -132,19 +136,33 @@ async def test_wrong_key_is_a_401_naming_the_problem(service: FakeLemonSliceServ
         await client.aclose()
 
 
-async def test_server_error_is_not_retried(
+async def test_an_overloaded_service_is_retried_then_reported(
     service: FakeLemonSliceService, client: LemonSliceAPI
 ) -> None:
-    service.mode = "unavailable"
+    service.mode = "unavailable"  # 503: nothing was created, trying again is safe
     with pytest.raises(LemonSliceHTTPError) as info:
         await client.start_session(
             LemonSliceSessionSpec(agent_id="a"),
             livekit_url="wss://lk.example",
             livekit_token=avatar_token(),
         )
-    assert info.value.status == 503
-    assert info.value.message == "upstream overloaded"
-    assert len(service.requests) == 1  # creating a session is not idempotent
+    assert info.value.status == 503 and info.value.retryable is True
+    assert info.value.server_message == "upstream overloaded"
+    assert len(service.requests) == 4  # one try and the plugin's three retries
+
+
+async def test_a_server_error_is_not_retried(
+    service: FakeLemonSliceService, client: LemonSliceAPI
+) -> None:
+    service.mode = "error"  # 500: the session may exist; a retry could bill a second avatar
+    with pytest.raises(LemonSliceHTTPError) as info:
+        await client.start_session(
+            LemonSliceSessionSpec(agent_id="a"),
+            livekit_url="wss://lk.example",
+            livekit_token=avatar_token(),
+        )
+    assert info.value.status == 500
+    assert len(service.requests) == 1
 
 
 async def test_hang_becomes_provider_timeout(
@@ -152,20 +170,26 @@ async def test_hang_becomes_provider_timeout(
 ) -> None:
     service.mode = "hang"
     started = time.monotonic()
-    with pytest.raises(ProviderTimeout, match=r"within 0\.5 s"):
+    with pytest.raises(ProviderTimeout, match=r"within 0\.5 s") as info:
         await client.start_session(
             LemonSliceSessionSpec(agent_id="a"),
             livekit_url="wss://lk.example",
             livekit_token=avatar_token(),
         )
     assert 0.4 < time.monotonic() - started < 2.0
+    # sent, unanswered: it may have started an avatar, so it is neither retried nor retryable
+    assert len(service.requests) == 1 and info.value.retryable is False
+    assert isinstance(info.value, APITimeoutError)
 
 
 async def test_unreachable_service_is_a_provider_error() -> None:
-    client = LemonSliceAPI(API_KEY, api_url="http://127.0.0.1:9/api", request_timeout=1.0)
+    client = LemonSliceAPI(
+        API_KEY, api_url="http://127.0.0.1:9/api", request_timeout=1.0, retry_interval=0.01
+    )
     try:
-        with pytest.raises(ProviderError, match="cannot reach LemonSlice"):
+        with pytest.raises(ProviderError, match="cannot reach LemonSlice") as info:
             await client.terminate_session("x")
+        assert isinstance(info.value, APIConnectionError) and info.value.retryable
     finally:
         await client.aclose()
 

@@ -206,6 +206,8 @@ class BargeInTurn:
     figures: BargeIn
     reply: SyncReport | None
     interrupts: int
+    speech_start: float | None = None
+    """When the avatar's (first) speech first sounded at the viewer (``time.monotonic()``)."""
 
 
 async def barge_in_turn(
@@ -263,4 +265,4 @@ async def barge_in_turn(
     reply = None
     if figures.reply_start is not None:
         reply = watching.synced_report(since=figures.reply_start, until=figures.reply_start + 3.0)
-    return BargeInTurn(figures, reply, len(after))
+    return BargeInTurn(figures, reply, len(after), speech_start)

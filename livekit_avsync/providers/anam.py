@@ -6,58 +6,49 @@ LLM are bypassed and the agent's TTS audio goes in through the SDK's agent audio
 the same speech come back over WebRTC as two independent PyAV streams, handed on untouched: the
 synchronizer moves yuv420p planes straight into I420, nothing is converted through RGB here.
 
-Needs the optional extra ``pip install 'livekit-avsync[anam]'``. The SDK is imported when an
-:class:`AnamAvatar` is created, so the rest of the library works without it.
+Needs the optional extra ``pip install 'livekit-avsync[anam]'`` (``anam>=0.12,<0.13``: the
+close below reaches one private attribute of 0.12, and ``tests/test_anam_sdk_contract.py`` fails
+when an SDK changes what it relies on). The SDK is imported when an :class:`AnamAvatar` is
+created, so the rest of the library works without it.
+
+Liveness. SDK 0.12 reports a closed WebSocket (``signalling_closed``) or peer connection
+(``webrtc_failure``) as ``CONNECTION_CLOSED``, but a failed ICE check only logs: ``connect_async``
+then returns anyway and the frame iterators block forever. A watchdog therefore ends the session
+with :class:`~.anam_errors.AnamTimeout` (and the ``disconnected`` event) when no video frame
+arrives within ``first_frame_timeout`` of ``SESSION_READY``, or none for ``stall_timeout``
+mid-session (Anam's idle face keeps sending video while it is silent). Frames that arrived before
+``SESSION_READY`` (aiortc queues them without bound from the moment ICE connects) are discarded,
+never replayed as a burst: the output is read from ready on, and frames it gets back to back
+(less than half their own duration apart by ``pts``, so they were waiting in that queue) are
+dropped until one has to be waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import ModuleType
 from typing import Any, TypeVar
 
 from livekit import rtc
-from livekit.agents.utils.audio import AudioByteStream
 
-from ..media.convert import SpeechResampler, check_audio_frame
-from .base import (
-    AvatarProvider,
-    OutputFrame,
-    ProviderDisconnected,
-    ProviderError,
-    ProviderTimeout,
-    drain_output,
-    setting,
-)
+from ..media.convert import check_audio_frame
+from .anam_config import RESERVED_PERSONA_FIELDS, build_options, load_sdk, required
+from .anam_errors import AnamConfigError, AnamDisconnected, AnamProviderError, AnamTimeout
+from .anam_speech import SPEECH_SAMPLE_RATE, SpeechTurns
+from .base import AvatarProvider, OutputFrame, ProviderError, drain_output, setting
 
 __all__ = ["SPEECH_SAMPLE_RATE", "AnamAvatar"]
 
 logger = logging.getLogger(__name__)
 
-SPEECH_SAMPLE_RATE = 24000
-"""Rate of the speech we send to Anam (the rate its SDK recommends for passthrough)."""
-
 _ENCODING = "pcm_s16le"
 _AUDIO_BUFFER = 250  # output frames kept for a slow reader: 5 s of 20 ms audio...
 _VIDEO_BUFFER = 50  # ...and 2 s of 25 fps video; older frames are dropped beyond that
 _TRACK_RETRY_S = 0.05
-_RESERVED_PERSONA_FIELDS = frozenset({"persona_id", "avatar_id", "enable_audio_passthrough"})
+_BACKLOG_GAP_S = 0.005  # without pts: frames read back to back this fast were queued, not live
 
 T = TypeVar("T")
-
-
-def _load_sdk() -> ModuleType:
-    """The ``anam`` package, or a ProviderError saying how to install it."""
-    try:
-        return importlib.import_module("anam")
-    except ImportError as exc:
-        raise ProviderError(
-            "the Anam provider needs the Anam SDK: pip install 'livekit-avsync[anam]'"
-        ) from exc
 
 
 class AnamAvatar(AvatarProvider):
@@ -69,8 +60,10 @@ class AnamAvatar(AvatarProvider):
     "cara-3"}``), session fields in ``session_options`` (e.g. ``{"video_quality": "auto",
     "enable_session_replay": False}``); both are checked against the SDK's dataclasses.
 
-    ``connect_timeout`` bounds connecting plus waiting for the session to become ready (and for
-    the media tracks to appear); ``request_timeout`` bounds each send and the interrupt;
+    ``connect_timeout`` bounds ``connect_async`` (which itself may wait 30 s for ICE; default
+    45 s); ``ready_timeout`` then bounds waiting for ``SESSION_READY`` (default 30 s, as Anam's
+    cookbook allows); ``first_frame_timeout`` / ``stall_timeout`` drive the media watchdog (see
+    the module docstring); ``request_timeout`` bounds each send and the interrupt;
     ``close_timeout`` the SDK's teardown. ``chunk_ms`` is the size of the speech chunks sent.
     ``video_lag`` (seconds) is how much later than its audio Anam's video arrives at best: the
     synchronizer de-jitters each stream by its fastest transit, so the smallest typical extra
@@ -101,7 +94,10 @@ class AnamAvatar(AvatarProvider):
         session_options: dict[str, Any] | None = None,
         ice_servers: list[dict[str, Any]] | None = None,
         client_label: str = "livekit-avsync",
-        connect_timeout: float = 20.0,
+        connect_timeout: float = 45.0,
+        ready_timeout: float = 30.0,
+        first_frame_timeout: float = 10.0,
+        stall_timeout: float = 5.0,
         request_timeout: float = 5.0,
         close_timeout: float = 5.0,
         chunk_ms: int = 40,
@@ -109,33 +105,40 @@ class AnamAvatar(AvatarProvider):
         client_factory: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__()
-        self._api_key = _required(api_key, "ANAM_API_KEY", "Anam API key")
-        avatar = _required(avatar_id, "ANAM_AVATAR_ID", "Anam avatar id")
+        self._api_key = required(api_key, "ANAM_API_KEY", "Anam API key")
+        avatar = required(avatar_id, "ANAM_AVATAR_ID", "Anam avatar id")
         url = setting(api_url, "ANAM_API_URL", what="Anam API URL", required=False)
         for name, value in (
             ("connect_timeout", connect_timeout),
+            ("ready_timeout", ready_timeout),
+            ("first_frame_timeout", first_frame_timeout),
+            ("stall_timeout", stall_timeout),
             ("request_timeout", request_timeout),
             ("close_timeout", close_timeout),
         ):
             if not value > 0:
-                raise ProviderError(f"{name} must be positive, got {value}")
+                raise AnamConfigError(f"{name} must be positive, got {value}")
         if not isinstance(chunk_ms, int) or not 10 <= chunk_ms <= 500:
-            raise ProviderError(f"chunk_ms must be a whole number from 10 to 500, got {chunk_ms!r}")
+            raise AnamConfigError(
+                f"chunk_ms must be a whole number from 10 to 500, got {chunk_ms!r}"
+            )
         if video_lag is not None:
             if not video_lag >= 0:
-                raise ProviderError(f"video_lag must not be negative, got {video_lag}")
+                raise AnamConfigError(f"video_lag must not be negative, got {video_lag}")
             self.video_lag = float(video_lag)
 
-        self._sdk = _load_sdk()
-        self._persona = _build(
+        self._sdk = load_sdk()
+        self._persona = build_options(
             self._sdk.PersonaConfig,
             "persona_options",
             persona_options,
-            reserved=_RESERVED_PERSONA_FIELDS,
+            reserved=RESERVED_PERSONA_FIELDS,
             avatar_id=avatar,
             enable_audio_passthrough=True,
         )
-        self._session_options = _build(self._sdk.SessionOptions, "session_options", session_options)
+        self._session_options = build_options(
+            self._sdk.SessionOptions, "session_options", session_options
+        )
         client_options: dict[str, Any] = {"client_label": client_label}
         if url:
             client_options["api_base_url"] = url.rstrip("/")
@@ -144,6 +147,9 @@ class AnamAvatar(AvatarProvider):
         self._client_options = self._sdk.ClientOptions(**client_options)
         self._client_factory = client_factory
         self._connect_timeout = connect_timeout
+        self._ready_timeout = ready_timeout
+        self._first_frame_timeout = first_frame_timeout
+        self._stall_timeout = stall_timeout
         self._request_timeout = request_timeout
         self._close_timeout = close_timeout
         self._chunk_samples = SPEECH_SAMPLE_RATE * chunk_ms // 1000
@@ -154,11 +160,15 @@ class AnamAvatar(AvatarProvider):
         self._ready = asyncio.Event()
         self._stopped = asyncio.Event()  # the session is over: lost or closing
         self._lost_reason: str | None = None
-        self._speech: _SpeechTurns | None = None
+        self._lost_by_timeout = False
+        self._speech: SpeechTurns | None = None
         self._interrupts: set[asyncio.Future[None]] = set()
         self._audio_out: asyncio.Queue[OutputFrame | None] = asyncio.Queue()
         self._video_out: asyncio.Queue[OutputFrame | None] = asyncio.Queue()
         self._dropped = {"audio": 0, "video": 0}
+        self._discarded = {"audio": 0, "video": 0}
+        self._ready_at: float | None = None
+        self._last_video: float | None = None
         self._pumps: list[asyncio.Task[None]] = []
         self._started = False
         self._closing = False
@@ -174,32 +184,48 @@ class AnamAvatar(AvatarProvider):
         """Output frames dropped because nobody read them in time, per stream."""
         return dict(self._dropped)
 
+    @property
+    def discarded_before_ready(self) -> dict[str, int]:
+        """Frames that arrived before ``SESSION_READY`` and were thrown away, per stream."""
+        return dict(self._discarded)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, *, room: rtc.Room | None = None) -> None:
         """Connect, wait for the session to be ready for speech, start reading its media.
 
         ``room`` is not used: Anam's media come over the SDK's own WebRTC connection. Raises
-        :class:`ProviderTimeout` when connecting or getting ready takes more than
-        ``connect_timeout``, :class:`ProviderDisconnected` if the connection closes meanwhile,
-        :class:`ProviderError` when Anam refuses; everything opened so far is released.
+        :class:`~.anam_errors.AnamTimeout` when connecting takes more than ``connect_timeout`` or
+        getting ready more than ``ready_timeout``, :class:`~.anam_errors.AnamDisconnected` if the
+        connection closes meanwhile, :class:`~.anam_errors.AnamProviderError` when Anam refuses;
+        everything opened so far is released.
         """
         if self._started:
-            raise ProviderError("AnamAvatar.start() may only be called once")
+            raise AnamProviderError("AnamAvatar.start() may only be called once")
         self._started = True
-        deadline = asyncio.get_running_loop().time() + self._connect_timeout
+        loop = asyncio.get_running_loop()
         try:
             self._client = self._make_client()
-            await self._until(self._connect(self._client), deadline, "connecting to Anam")
             await self._until(
-                self._ready.wait(), deadline, "waiting for the Anam session to become ready"
+                self._connect(self._client),
+                loop.time() + self._connect_timeout,
+                "connecting to Anam",
+                self._connect_timeout,
             )
-            self._speech = _SpeechTurns(
+            await self._until(
+                self._ready.wait(),
+                loop.time() + self._ready_timeout,
+                "waiting for the Anam session to become ready",
+                self._ready_timeout,
+            )
+            self._ready_at = loop.time()
+            self._start_output()  # the backlog queued before ready is discarded (docstring)
+            self._speech = SpeechTurns(
                 self._open_speech_stream(),
                 chunk_samples=self._chunk_samples,
                 timeout=self._request_timeout,
             )
-            self._start_output()
+            self._pumps.append(asyncio.create_task(self._watchdog(), name="anam-watchdog"))
         except BaseException:
             await self.aclose()
             raise
@@ -269,7 +295,7 @@ class AnamAvatar(AvatarProvider):
                 options=self._client_options,
             )
         except self._sdk.AnamError as exc:
-            raise ProviderError(f"invalid Anam configuration: {self._describe(exc)}") from None
+            raise AnamConfigError(f"invalid configuration: {self._describe(exc)}") from None
         events = self._sdk.AnamEvent
         for event, callback in (
             (events.SESSION_READY, self._on_session_ready),
@@ -285,22 +311,23 @@ class AnamAvatar(AvatarProvider):
         try:
             self._session = await client.connect_async(self._session_options)
         except sdk.AuthenticationError as exc:
-            raise ProviderError(
+            raise AnamProviderError(
                 f"Anam rejected the API key (check ANAM_API_KEY): {self._describe(exc)}"
             ) from None
         except sdk.AnamError as exc:
             if exc.code == sdk.ErrorCode.AUTHENTICATION_ERROR:
-                raise ProviderError(
+                raise AnamProviderError(
                     f"Anam refused access (check ANAM_API_KEY and ANAM_AVATAR_ID): "
                     f"{self._describe(exc)}"
                 ) from None
-            raise ProviderError(
-                f"Anam could not start the session: {self._describe(exc)}"
+            # a refused session start (busy, server error) may succeed when tried again
+            raise AnamProviderError(
+                f"Anam could not start the session: {self._describe(exc)}", retryable=True
             ) from None
         except Exception as exc:
-            raise ProviderError(f"cannot connect to Anam: {self._describe(exc)}") from None
+            raise AnamDisconnected(f"cannot connect to Anam: {self._describe(exc)}") from None
 
-    async def _until(self, aw: Awaitable[T], deadline: float, what: str) -> T:
+    async def _until(self, aw: Awaitable[T], deadline: float, what: str, limit: float) -> T:
         """``aw``'s result, unless the deadline passes or the session stops first."""
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(aw)
@@ -319,14 +346,14 @@ class AnamAvatar(AvatarProvider):
         finished = not task.cancelled()
         failure = task.exception() if finished else None  # retrieved here in every case
         if self._lost_reason is not None:
-            raise ProviderDisconnected(f"{what} failed: {self._lost_reason}")
+            raise AnamDisconnected(f"{what} failed: {self._lost_reason}")
         if self._closing:
-            raise ProviderDisconnected(f"the provider was closed while {what}")
+            raise AnamDisconnected(f"the provider was closed while {what}", retryable=False)
         if failure is not None:
             raise failure
         if finished:
             return task.result()
-        raise ProviderTimeout(f"{what} took more than {self._connect_timeout:g} s")
+        raise AnamTimeout(f"{what} took more than {limit:g} s")
 
     def _open_speech_stream(self) -> Any:
         config = self._sdk.AgentAudioInputConfig(
@@ -335,8 +362,8 @@ class AnamAvatar(AvatarProvider):
         try:
             return self._session.create_agent_audio_input_stream(config)
         except Exception as exc:
-            raise ProviderError(
-                f"cannot open Anam's agent audio input: {self._describe(exc)}"
+            raise AnamDisconnected(
+                f"cannot open the agent audio input: {self._describe(exc)}"
             ) from None
 
     def _start_output(self) -> None:
@@ -359,12 +386,34 @@ class AnamAvatar(AvatarProvider):
         kind: str,
         open_frames: Callable[[], AsyncIterator[Any]],
         queue: asyncio.Queue[OutputFrame | None],
-        limit: int,
+        queue_limit: int,
     ) -> None:
         """Move one SDK stream into its output queue; its end or failure ends the session."""
+        loop = asyncio.get_running_loop()
+        held: Any = None  # the first frame waits for the second: were they queued?
+        backlog, first, last_read, last_pts = True, True, 0.0, None
         try:
             async for frame in self._frames(kind, open_frames):
-                self._offer(kind, queue, OutputFrame(frame), limit)
+                now, pts = loop.time(), _pts_seconds(frame)
+                if backlog:
+                    if first:
+                        first, held, last_read, last_pts = False, frame, now, pts
+                        continue
+                    # live frames come one frame duration apart; queued ones back to back
+                    step = None if pts is None or last_pts is None else pts - last_pts
+                    limit = step / 2 if step is not None and step > 0 else _BACKLOG_GAP_S
+                    gap, last_read, last_pts = now - last_read, now, pts
+                    if gap < limit:
+                        self._discarded[kind] += 1 + (held is not None)  # never replayed
+                        held = None
+                        continue
+                    backlog = False
+                    if held is not None:  # the first frame was live after all
+                        self._offer(kind, queue, OutputFrame(held), queue_limit)
+                        held = None
+                if kind == "video":
+                    self._last_video = asyncio.get_running_loop().time()
+                self._offer(kind, queue, OutputFrame(frame), queue_limit)
         except asyncio.CancelledError:
             raise
         except ProviderError as exc:
@@ -382,10 +431,11 @@ class AnamAvatar(AvatarProvider):
         """The SDK's frames of one kind, waiting (bounded) for its WebRTC track to appear.
 
         The SDK's iterators raise ``RuntimeError`` on their first step while the track has not
-        been received yet; that is retried until ``connect_timeout``.
+        been received yet; that is retried until ``ready_timeout`` + ``first_frame_timeout``.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._connect_timeout
+        wait = self._ready_timeout + self._first_frame_timeout
+        deadline = loop.time() + wait
         while True:
             frames = open_frames()
             try:
@@ -395,9 +445,7 @@ class AnamAvatar(AvatarProvider):
             except RuntimeError:
                 await _close_iterator(frames)
                 if loop.time() >= deadline:
-                    raise ProviderTimeout(
-                        f"Anam sent no {kind} track within {self._connect_timeout:g} s"
-                    ) from None
+                    raise AnamTimeout(f"Anam sent no {kind} track within {wait:g} s") from None
                 await asyncio.sleep(_TRACK_RETRY_S)
                 continue
             break
@@ -423,7 +471,32 @@ class AnamAvatar(AvatarProvider):
                 )
         queue.put_nowait(item)
 
-    async def _interrupt_remote(self, speech: _SpeechTurns) -> None:
+    async def _watchdog(self) -> None:
+        """End the session when video does not start after ready, or stops (module docstring)."""
+        loop = asyncio.get_running_loop()
+        assert self._ready_at is not None
+        while not self._stopped.is_set():
+            now = loop.time()
+            if self._last_video is None:
+                if now - self._ready_at >= self._first_frame_timeout:
+                    self._lose(
+                        f"no video frame within {self._first_frame_timeout:g} s of the session "
+                        "being ready (failed ICE? the SDK reports that only in its log)",
+                        timeout=True,
+                    )
+                    return
+                wake = self._ready_at + self._first_frame_timeout
+            else:
+                if now - self._last_video >= self._stall_timeout:
+                    self._lose(
+                        f"Anam's media stalled: no video frame for {self._stall_timeout:g} s",
+                        timeout=True,
+                    )
+                    return
+                wake = self._last_video + self._stall_timeout
+            await asyncio.sleep(max(0.01, min(wake - now, 0.5)))
+
+    async def _interrupt_remote(self, speech: SpeechTurns) -> None:
         try:
             await asyncio.wait_for(self._session.interrupt(), self._request_timeout)
         except asyncio.TimeoutError:
@@ -434,8 +507,8 @@ class AnamAvatar(AvatarProvider):
             await speech.settle()
         except ProviderError as exc:
             logger.warning("closing the interrupted speech sequence failed: %s", exc)
-            if isinstance(exc, ProviderTimeout):
-                self._lose(str(exc))
+            if isinstance(exc, AnamTimeout):
+                self._lose(str(exc), timeout=True)
 
     async def _after_interrupt(self) -> None:
         """Speech of a new turn waits until Anam has been told about the interrupt."""
@@ -446,28 +519,31 @@ class AnamAvatar(AvatarProvider):
     async def _guard(self, aw: Awaitable[None]) -> None:
         try:
             await aw
-        except ProviderTimeout as exc:
-            self._lose(str(exc))
+        except AnamTimeout as exc:
+            self._lose(str(exc), timeout=True)
             raise
         self._raise_if_lost()
 
-    def _usable_speech(self) -> _SpeechTurns:
+    def _usable_speech(self) -> SpeechTurns:
         self._raise_if_lost()
         if self._closing:
-            raise ProviderDisconnected("the Anam provider is closed")
+            raise AnamDisconnected("the provider is closed", retryable=False)
         if self._speech is None:
-            raise ProviderError("call start() before sending speech")
+            raise AnamProviderError("call start() before sending speech")
         return self._speech
 
     def _raise_if_lost(self) -> None:
         if self._lost_reason is not None:
-            raise ProviderDisconnected(self._lost_reason)
+            if self._lost_by_timeout:
+                raise AnamTimeout(self._lost_reason)
+            raise AnamDisconnected(self._lost_reason)
 
-    def _lose(self, reason: str) -> None:
+    def _lose(self, reason: str, *, timeout: bool = False) -> None:
         """The session is over: end the iterators, refuse further speech, tell listeners once."""
         if self._lost_reason is not None or self._closing:
             return
         self._lost_reason = reason
+        self._lost_by_timeout = timeout
         logger.warning("Anam session lost: %s", reason)
         self._stopped.set()
         self._audio_out.put_nowait(None)
@@ -514,9 +590,11 @@ class AnamAvatar(AvatarProvider):
     async def _close_sdk(self) -> None:
         if self._session is not None:
             await self._bounded(self._session.close(), "closing the Anam session")
-        # SDK 0.12: AnamClient.close() skips its streaming client once the connection was
-        # reported closed, or when connect_async() was abandoned; close that one directly so no
-        # WebSocket or peer connection outlives the provider.
+        # SDK 0.12 (pinned <0.13): AnamClient.close() skips its streaming client once the
+        # connection was reported closed, or when connect_async() was abandoned, and the SDK has
+        # no public way to close it then; close that one directly so no WebSocket or peer
+        # connection outlives the provider. tests/test_anam_sdk_contract.py fails when an SDK
+        # release changes this.
         streaming = getattr(self._client, "_streaming_client", None)
         if streaming is not None:
             await self._bounded(streaming.close(), "closing Anam's streaming connection")
@@ -530,115 +608,6 @@ class AnamAvatar(AvatarProvider):
             logger.warning("%s failed: %s", what, self._describe(exc))
 
 
-class _SpeechTurns:
-    """The agent's speech in Anam's input format, sent turn by turn through one SDK stream.
-
-    Per turn: channels averaged to mono with numpy, the rate converted by an
-    ``rtc.AudioResampler`` created for that turn (its tail is sent at the turn's end and dropped
-    at an interrupt), re-chunked by ``AudioByteStream`` into ``chunk_samples`` chunks. Sends are
-    serialised by a lock; ``epoch`` (bumped by :meth:`drop_turn`) voids calls made before it.
-    """
-
-    def __init__(self, stream: Any, *, chunk_samples: int, timeout: float) -> None:
-        self._stream = stream
-        self._chunk_samples = chunk_samples
-        self._timeout = timeout
-        self._lock = asyncio.Lock()
-        self.epoch = 0
-        self._resampler = SpeechResampler(SPEECH_SAMPLE_RATE)
-        self._chunker = self._new_chunker()
-        self._open = False  # chunks of this turn went out, its end_sequence did not yet
-        self._end_owed = False  # an interrupted sequence still has to be ended
-
-    async def push(self, frame: rtc.AudioFrame, epoch: int) -> None:
-        async with self._lock:
-            if epoch != self.epoch:
-                return
-            await self._settle_locked()
-            await self._send_chunks(self._chunker.push(self._resampler.push(frame)), epoch)
-
-    async def end(self, epoch: int) -> None:
-        async with self._lock:
-            if epoch != self.epoch:
-                return
-            await self._settle_locked()
-            chunks = self._chunker.push(self._resampler.flush()) + self._chunker.flush()
-            await self._send_chunks(chunks, epoch)
-            if epoch != self.epoch:
-                return
-            self._chunker = self._new_chunker()
-            if self._open:
-                self._open = False
-                await self._timed(self._stream.end_sequence(), "ending the speech sequence")
-
-    def drop_turn(self) -> None:
-        """Interrupt: void pending calls and forget the turn's buffered audio (no flush)."""
-        self.epoch += 1
-        self._resampler.drop()
-        self._chunker = self._new_chunker()
-        if self._open:
-            self._open = False
-            self._end_owed = True
-
-    async def settle(self) -> None:
-        """Close an interrupted sequence with ``end_sequence()`` if it is still open."""
-        async with self._lock:
-            await self._settle_locked()
-
-    async def _settle_locked(self) -> None:
-        if self._end_owed:
-            self._end_owed = False
-            await self._timed(self._stream.end_sequence(), "ending the interrupted sequence")
-
-    async def _send_chunks(self, chunks: list[rtc.AudioFrame], epoch: int) -> None:
-        for chunk in chunks:
-            if epoch != self.epoch:
-                return  # interrupted while sending: the rest belongs to the dropped turn
-            self._open = True
-            await self._timed(self._stream.send_audio_chunk(bytes(chunk.data)), "sending speech")
-
-    async def _timed(self, aw: Awaitable[None], what: str) -> None:
-        try:
-            await asyncio.wait_for(aw, self._timeout)
-        except asyncio.TimeoutError:
-            raise ProviderTimeout(f"{what} to Anam took more than {self._timeout:g} s") from None
-
-    def _new_chunker(self) -> AudioByteStream:
-        return AudioByteStream(SPEECH_SAMPLE_RATE, 1, samples_per_channel=self._chunk_samples)
-
-
-def _required(value: str | None, env: str, what: str) -> str:
-    found = setting(value, env, what=what)
-    assert found is not None  # setting() raises when a required value is missing
-    return found
-
-
-def _build(
-    cls: type[T],
-    what: str,
-    options: dict[str, Any] | None,
-    *,
-    reserved: frozenset[str] = frozenset(),
-    **fixed: Any,
-) -> T:
-    """An SDK options dataclass from ``options`` plus ``fixed`` fields, with clear errors."""
-    options = dict(options or {})
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ProviderError(
-            f"unknown {what} {', '.join(map(repr, unknown))}; "
-            f"{cls.__name__} accepts: {', '.join(sorted(known - reserved))}"
-        )
-    taken = sorted(set(options) & reserved)
-    if taken:
-        raise ProviderError(f"{what} cannot set {', '.join(map(repr, taken))}: AnamAvatar sets it")
-    try:
-        return cls(**options, **fixed)
-    except (TypeError, ValueError) as exc:
-        raise ProviderError(f"invalid {what}: {exc}") from None
-
-
 async def _close_iterator(frames: AsyncIterator[Any]) -> None:
     aclose = getattr(frames, "aclose", None)
     if aclose is not None:
@@ -646,3 +615,11 @@ async def _close_iterator(frames: AsyncIterator[Any]) -> None:
             await aclose()
         except Exception as exc:
             logger.debug("closing an Anam frame iterator failed: %s", exc)
+
+
+def _pts_seconds(frame: Any) -> float | None:
+    """A PyAV frame's presentation time in seconds, or None."""
+    pts, base = getattr(frame, "pts", None), getattr(frame, "time_base", None)
+    if pts is None or not base:
+        return None
+    return float(pts * base)

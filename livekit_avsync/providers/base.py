@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from livekit import rtc
+from livekit.agents import APIConnectionError, APIError, APIStatusError, APITimeoutError
 
 from ..media.convert import AudioLike, VideoLike
 
@@ -28,9 +29,11 @@ __all__ = [
     "AvatarProvider",
     "OutputFrame",
     "PlaybackFinished",
+    "ProviderConfigError",
     "ProviderDisconnected",
     "ProviderError",
     "ProviderEvent",
+    "ProviderStatusError",
     "ProviderTimeout",
     "drain_output",
     "setting",
@@ -41,16 +44,89 @@ ProviderEvent = Literal["ready", "playback_started", "playback_finished", "disco
 ``playback_finished`` (:class:`PlaybackFinished`), ``disconnected`` (reason: str)."""
 
 
-class ProviderError(RuntimeError):
-    """A provider failed: bad configuration, a rejected request, a lost connection."""
+class ProviderError(APIError, RuntimeError):
+    """A provider failed: a rejected request, a lost connection, bad output.
+
+    Part of livekit-agents' ``APIError`` family, as the official plugins' errors are, so
+    AgentSession-level handling treats them alike; ``retryable`` says whether trying again (a new
+    request or session) can help. The message names the provider (:attr:`provider`) and the cause
+    and never a secret; ``str()`` is the message alone (the exception chain, which
+    ``APIConnectionError`` would append, may quote a server's echo of a token). Still a
+    ``RuntimeError`` for code written against earlier releases.
+    """
+
+    provider: str | None = None
+    """Name of the provider that failed (subclasses per provider set it), or None."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        retryable: bool | None = None,
+        body: object | None = None,
+    ) -> None:
+        if provider is not None:
+            self.provider = provider
+        name = self.provider
+        if name and not message.startswith(name):
+            message = f"{name}: {message}"
+        APIError.__init__(
+            self,
+            message,
+            body=body,
+            retryable=self._default_retryable() if retryable is None else retryable,
+        )
+
+    @classmethod
+    def _default_retryable(cls) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return self.message
 
 
-class ProviderTimeout(ProviderError, TimeoutError):
-    """A provider did not answer in time (connect, session ready, avatar join...)."""
+class ProviderConfigError(ProviderError, ValueError):
+    """The provider is configured wrongly (a missing key, a bad value): fix it, do not retry.
+
+    Also a ``ValueError``, as livekit-agents plugins raise for bad arguments."""
 
 
-class ProviderDisconnected(ProviderError):
-    """The provider's connection closed; the session cannot continue."""
+class ProviderTimeout(ProviderError, APITimeoutError, TimeoutError):
+    """A provider did not answer in time (connect, session ready, avatar join...); retryable."""
+
+    @classmethod
+    def _default_retryable(cls) -> bool:
+        return True
+
+
+class ProviderDisconnected(ProviderError, APIConnectionError):
+    """The provider's connection closed; the session cannot continue (a new one may:
+    ``retryable`` is False only when this side closed it)."""
+
+    @classmethod
+    def _default_retryable(cls) -> bool:
+        return True
+
+
+class ProviderStatusError(ProviderError, APIStatusError):
+    """The provider's API answered with an HTTP error: ``status_code``, and ``retryable`` as
+    livekit-agents decides it (5xx, 408, 429 and 499 are; other 4xx are not)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        provider: str | None = None,
+        body: object | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        ProviderError.__init__(self, message, provider=provider, body=body)
+        probe = APIStatusError("", status_code=status_code)  # livekit-agents' retry rule
+        self.retryable = probe.retryable
+        self.status_code = status_code
+        self.request_id = request_id
 
 
 @dataclass(slots=True)
@@ -143,7 +219,7 @@ class AvatarProvider(ABC, rtc.EventEmitter[ProviderEvent]):
 def setting(value: str | None, env: str, *, what: str, required: bool = True) -> str | None:
     """A keyword argument with an environment-variable fallback, as livekit-agents plugins do.
 
-    Raises :class:`ProviderError` naming both the argument and the variable when a required
+    Raises :class:`ProviderConfigError` naming both the argument and the variable when a required
     setting is missing. The value itself is never included in messages or logs.
     """
     if value:
@@ -152,7 +228,7 @@ def setting(value: str | None, env: str, *, what: str, required: bool = True) ->
     if found:
         return found
     if required:
-        raise ProviderError(f"{what} is required: pass it as an argument or set {env}")
+        raise ProviderConfigError(f"{what} is required: pass it as an argument or set {env}")
     return None
 
 

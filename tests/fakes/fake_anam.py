@@ -36,9 +36,21 @@ Use::
 Failure modes: ``auth="reject"`` (HTTP 401 -> ``AuthenticationError``), ``"busy"`` (503 ->
 ``SessionError``), ``"reject_echo"`` (adversarial: a 401 whose message quotes the key, to prove
 callers mask it); ``hang_connect=True`` (WebRTC never connects; ``connect_async`` never returns);
-``timing.ready_delay=None`` (no ``sessionready``); ``end_after`` (server ends the session);
+``timing.ready_delay=None`` (no ``sessionready``); ``ice_fails=True`` (connects, gets ready, no
+media ever, no event); ``end_after`` (server ends the session);
 :meth:`FakeAvatar.fail_webrtc`, :meth:`FakeAvatar.end_tracks` (media die, with or without the
-SDK's CONNECTION_CLOSED).
+SDK's CONNECTION_CLOSED), :meth:`FakeAvatar.fail_ice` (media stop, iterators block, no event) and
+:meth:`FakeAvatar.close_signalling` (CONNECTION_CLOSED ``"signalling_closed"``).
+
+What comes from the real SDK (0.12, read in its source) or Anam's docs: every object the adapter
+touches except the network (the SDK's own classes run), the event names and their arguments,
+``connect_async`` returning even when ICE fails (its 30 s wait for the connection "proceeds
+anyway"), ICE failure only logged, ``signalling_closed`` and ``webrtc_failure`` close codes,
+iterators raising ``RuntimeError`` before a track exists, aiortc's unbounded track queue (frames
+from the moment media flow, before ``sessionready``), the passthrough input format. Assumed: the
+REST error bodies, every timing (latencies, lag, jitter, in-flight tail, ready delay), that the
+idle avatar keeps sending video (and silent audio unless ``idle_audio=False``), how the speech
+sounds and looks when played back (the markers are ours).
 """
 
 from __future__ import annotations
@@ -265,6 +277,21 @@ class FakeAvatar:
     def end_tracks(self) -> None:
         """Both media tracks end, without any connection event."""
         self.stop_media()
+
+    def fail_ice(self) -> None:
+        """ICE fails as SDK 0.12 handles it: media stop arriving, the tracks stay open (their
+        iterators block for ever) and no CONNECTION_CLOSED is emitted (the SDK only logs)."""
+        if self._media is not None:
+            self._media.cancel()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def close_signalling(self, reason: str = "going away") -> None:
+        """The signalling WebSocket closes: the SDK reports CONNECTION_CLOSED with the code
+        ``"signalling_closed"`` (a string outside ``ConnectionClosedCode``); media keep flowing."""
+        assert self.connection is not None
+        self.connection.signalling_closed(reason)
 
     # -- speech in (called through the SDK's AgentAudioInputStream) ----------------------------
 
@@ -542,7 +569,8 @@ class FakeStreamingClient:
             self._spawn(self._ready_after(timing.ready_delay))
         await asyncio.sleep(timing.connect_delay)
         self._is_connected = True
-        self.avatar.start_media()
+        if not self._service.ice_fails:  # else: the SDK logs "ICE connection failed", no event
+            self.avatar.start_media()
         if timing.data_channel_delay > 0:
             self._spawn(self._open_data_channel_after(timing.data_channel_delay))
         else:
@@ -617,6 +645,10 @@ class FakeStreamingClient:
         self._server_ended = True
         await self._on_connection_closed(ConnectionClosedCode.SERVER_CLOSED.value, reason)
         await self.close()
+
+    def signalling_closed(self, reason: str) -> None:
+        """As the SDK's ``_on_signalling_close``: only the close callback, nothing closed."""
+        self._spawn(self._on_connection_closed("signalling_closed", reason))
 
     def webrtc_failed(self) -> None:
         """As the SDK handles the peer connection closing under it."""
@@ -696,6 +728,7 @@ class FakeAnamService:
         auth: str = "ok",
         hang_connect: bool = False,
         end_after: float | None = None,
+        ice_fails: bool = False,
     ) -> None:
         if auth not in ("ok", "reject", "busy", "reject_echo"):
             raise ValueError(f"unknown auth mode {auth!r}")
@@ -704,6 +737,8 @@ class FakeAnamService:
         self.auth = auth
         self.hang_connect = hang_connect
         self.end_after = end_after
+        self.ice_fails = ice_fails
+        """ICE fails at connect: connect_async returns anyway, ready comes, media never do."""
         self.clients: list[FakeAnamClient] = []
         self.requests: list[SessionRequest] = []
         self.avatars: list[FakeAvatar] = []

@@ -1,11 +1,15 @@
-"""A fake LemonSlice: its sessions REST API on 127.0.0.1 and an avatar worker on a FakeRoom.
+"""A fake LemonSlice for unit tests on the in-memory FakeRoom: the REST service (the stand-in
+of :mod:`livekit_avsync.devserver.lemonslice`, whose docstring lists what is documented and what
+is assumed) and :class:`FakeAvatarWorker`, a protocol probe.
 
-The service checks what the real API documents (``POST /api/liveai/sessions`` with ``X-API-Key``
-and a JSON body; ``POST /api/liveai/sessions/{id}/control`` with ``{"event": "terminate"}``) and
-answers per ``mode``: ``ok``, ``reject`` (400 with a JSON error), ``unavailable`` (503), ``hang``.
-On success it can launch :class:`FakeAvatarWorker` into the room named by the posted token: the
-worker speaks the livekit-agents data-stream avatar protocol (``lk.audio_stream`` byte streams,
-``lk.clear_buffer`` RPC) and publishes real audio (a sine tone) and video (flat I420 frames).
+:class:`FakeAvatarWorker` is no avatar and proves no lip-sync (the end-to-end test
+``test_lemonslice_e2e.py`` runs livekit-agents' own AvatarRunner on the real server for that).
+From the livekit-agents data-stream protocol: it receives ``lk.audio_stream`` byte streams,
+refuses one without ``sample_rate`` / ``num_channels`` attributes as ``DataStreamAudioReceiver``
+does (``missing_attributes`` counts them), answers ``lk.clear_buffer``, and its tests call
+``lk.playback_started`` / ``lk.playback_finished`` at the relay. Assumed: it finds the relay
+through the token's ``lk.publish_on_behalf`` attribute (the runtime finds the first agent), and
+it publishes a constant tone and flat frames whatever it receives.
 """
 
 from __future__ import annotations
@@ -13,109 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from aiohttp import web
 from livekit import rtc
+
+from livekit_avsync.devserver.lemonslice import SESSIONS_PATH, LemonSliceStandIn
 
 from .fake_livekit import FakeByteStreamReader, FakeLiveKitServer, FakeRoom
 
-SESSIONS_PATH = "/api/liveai/sessions"
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-class FakeLemonSliceService:
-    """The REST side; ``url`` is the sessions endpoint once :meth:`start` ran."""
-
-    def __init__(self, api_key: str, *, on_session: Callable[[str, str, str], Any] | None = None):
-        self.api_key = api_key
-        self.mode = "ok"
-        self.requests: list[Request] = []
-        self.on_session = on_session
-        self.terminated: list[str] = []
-        self.created: list[str] = []
-        self.create_delay = 0.0
-        """Seconds the create request takes before it answers (a slow, but working, service)."""
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-        self._hang = asyncio.Event()
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post(SESSIONS_PATH, self._create)
-        app.router.add_post(SESSIONS_PATH + "/{session_id}/control", self._control)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}{SESSIONS_PATH}"
-        return self.url
-
-    async def close(self) -> None:
-        self._hang.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _record(self, request: web.Request) -> Any:
-        text = await request.text()
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError:
-            body = text
-        self.requests.append(Request(request.method, request.path, dict(request.headers), body))
-        return body
-
-    def _refusal(self, request: web.Request, body: Any) -> web.Response | None:
-        if request.headers.get("X-API-Key") != self.api_key:
-            return web.json_response({"error": "Invalid API key"}, status=401)
-        if request.content_type != "application/json" or not isinstance(body, dict):
-            return web.json_response({"error": "expected a JSON object"}, status=415)
-        return None
-
-    async def _create(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
-        refusal = self._refusal(request, body)
-        if refusal is not None:
-            return refusal
-        if self.mode == "hang":
-            await self._hang.wait()
-        if self.create_delay:
-            await asyncio.sleep(self.create_delay)
-        if self.mode == "reject":
-            return web.json_response({"error": "agent_id 'nope' does not exist"}, status=400)
-        if self.mode == "unavailable":
-            return web.Response(text="upstream overloaded", status=503)
-        has_id, has_url = "agent_id" in body, "agent_image_url" in body
-        props = body.get("properties") or {}
-        if has_id == has_url or body.get("transport_type") != "livekit" or not props:
-            return web.json_response({"error": "invalid session request"}, status=422)
-        session_id = f"livekit-{uuid.uuid4()}"
-        self.created.append(session_id)
-        if self.on_session is not None:
-            self.on_session(session_id, props["livekit_url"], props["livekit_token"])
-        return web.json_response({"session_id": session_id})
-
-    async def _control(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
-        refusal = self._refusal(request, body)
-        if refusal is not None:
-            return refusal
-        if body != {"event": "terminate"}:
-            return web.json_response({"error": "unknown event"}, status=400)
-        self.terminated.append(request.match_info["session_id"])
-        return web.json_response({"success": True})
+FakeLemonSliceService = LemonSliceStandIn
+__all__ = ["SESSIONS_PATH", "FakeAvatarWorker", "FakeLemonSliceService", "ReceivedStream"]
+"""The REST half lives in :mod:`livekit_avsync.devserver.lemonslice` (the bench uses it too)."""
 
 
 @dataclass
@@ -148,6 +61,7 @@ class FakeAvatarWorker:
         self.clears_done = 0
         self.clear_delay = 0.0
         self.relay_identity: str | None = None
+        self.missing_attributes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._audio = rtc.AudioSource(48000, 1, queue_size_ms=20)
         self._video = rtc.VideoSource(self.WIDTH, self.HEIGHT)
@@ -195,6 +109,10 @@ class FakeAvatarWorker:
         )
 
     def _on_stream(self, reader: FakeByteStreamReader, sender: str) -> None:
+        attrs = reader.info.attributes or {}
+        if "sample_rate" not in attrs or "num_channels" not in attrs:
+            self.missing_attributes += 1  # DataStreamAudioReceiver raises on such a stream
+            return
         received = ReceivedStream(sender, reader.info, clears_before=self.clears_done)
         self.streams.append(received)
         self._tasks.append(asyncio.create_task(self._read(reader, received)))

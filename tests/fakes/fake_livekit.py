@@ -150,6 +150,10 @@ class FakeRemoteParticipant:
         return dict(self._source._attributes)
 
     @property
+    def state(self) -> int:
+        return rtc.ParticipantState.PARTICIPANT_STATE_ACTIVE
+
+    @property
     def track_publications(self) -> Mapping[str, FakeTrackPublication]:
         return dict(self._source._publications)
 
