@@ -35,8 +35,8 @@ def test_stacks_are_ours_the_providers_idle_or_other_by_their_innermost_frames()
     provider = [LOOP, "LocalAvatar._run (livekit_avsync/providers/local.py:400)", "draw (x.py:1)"]
     nested = [*provider, "push (livekit_avsync/output/synchronizer.py:10)"]  # called from there
     idle = [LOOP, "EpollSelector.select (selectors.py:468)"]
-    agents = [LOOP, "AgentActivity._run (livekit/agents/voice/agent_activity.py:5)"]
-    sdk = [*ours[:2], "AudioSource.capture_frame (livekit/rtc/audio_source.py:120)"]
+    agents = [LOOP, "AgentActivity._run (agents/voice/agent_activity.py:5)"]
+    sdk = [*ours[:2], "FfiClient.request (rtc/_ffi_client.py:120)"]  # as py-spy names it
     stacks = (ours, provider, nested, idle, agents, sdk, [LOOP], [])
     assert [classify_stack(s) for s in stacks] == [
         "ours",

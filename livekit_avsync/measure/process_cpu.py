@@ -31,7 +31,11 @@ __all__ = [
     "tree_cpu",
 ]
 
-PROVIDER_MODULES = ("livekit_avsync/providers/local.py", "livekit_avsync/providers/face.py")
+PROVIDER_MODULES = (
+    "livekit_avsync/providers/local.py",
+    "livekit_avsync/providers/face.py",
+    "livekit_avsync/measure/",  # the markers it stamps into its output
+)
 """The LocalAvatar's rendering: on a real deployment the provider's side, not ours."""
 
 
@@ -108,11 +112,12 @@ def classify_stack(frames: list[str]) -> str:
     if not frames or any(m in frames[-1] for m in _IDLE_MODULES):
         return "idle"
     for frame in reversed(frames):
-        if "livekit/rtc/" in frame:
+        path = frame.rpartition(" (")[2]  # py-spy shortens paths: "rtc/_ffi_client.py:1)"
+        if path.startswith(("rtc/", "livekit/rtc/")):
             return "sdk"
-        if "livekit_avsync/" in frame:
-            return "provider" if any(m in frame for m in PROVIDER_MODULES) else "ours"
-        if "livekit/agents/" in frame:
+        if path.startswith("livekit_avsync/"):
+            return "provider" if path.startswith(PROVIDER_MODULES) else "ours"
+        if path.startswith(("agents/", "livekit/agents/")):
             return "agents"
     return "other"
 
