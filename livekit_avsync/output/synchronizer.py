@@ -19,9 +19,11 @@ from ..media.validate import check_frame, check_source_open, declared_samples
 from ..sync.aligner import FOREIGN_CLOCK_S, Aligner, SyncMode
 from ..sync.clock import Clock, MonotonicClock
 from ..sync.gate import StaleGate
+from ..sync.ledger import PlayedLedger
 from ..sync.playout import AudioPlayout, PlayedSegment
 from ..sync.stats import SyncStats
 from ..sync.video import QueuedFrame, VideoScheduler
+from .probe import SourceProbe
 
 __all__ = ["AVSynchronizer"]
 
@@ -43,6 +45,12 @@ _MAX_LEAD_EXTRA_S = 0.1
 _LEAD_DECAY = 0.998  # per chunk handed: the extra lead halves in ~7 s of audio
 _LATE_CAPTURE_S = 0.015  # a capture this slow may have landed late: the model follows it
 _CALLBACK_S = 0.005  # what of that delay is taken as the completion reaching the event loop
+# After a pause the probe's reports of audio emitted just before it are still on their way (the
+# source's tick thread, the FFI, the event loop): the unplayed rest is taken back this much later.
+_SETTLE_S = 0.05
+# The probe's account of a pause is trusted when it is within this of the playout model's (which
+# is at most a 10 ms tick off); further off, the probe missed frames and the model decides.
+_PROBE_TRUST_S = 0.03
 
 
 class _Waker:
@@ -197,6 +205,15 @@ class AVSynchronizer:
         self._pending: deque[_Chunk] = deque()
         self._pending_s = 0.0
         self._handed: deque[tuple[float, _Chunk]] = deque()  # (wall_start, chunk) not yet played
+        self._ledger: PlayedLedger[_Chunk] = PlayedLedger(
+            audio_source.sample_rate, audio_source.num_channels
+        )
+        self._probe: SourceProbe | None = None
+        self._settle_at: float | None = None  # a pause's unplayed audio is taken back then
+        self._settle_model: list[_Chunk] = []  # what the playout model says did not play
+        self._settle_s = 0.0  # seconds of that, counted in _pending_s meanwhile
+        self._source_clears = 0  # pauses and clears of the native queue
+        self._pause_stats = {"exact": 0, "estimated": 0}
         self._admitted_s = 0.0  # seconds of audio ever admitted into the queue
         self._skipped_s = 0.0  # seconds admitted but dropped by interrupts before handing
         self._cleared_s = 0.0  # seconds dropped by interrupts, queued here or in the source
@@ -304,9 +321,14 @@ class AVSynchronizer:
         self._pending.clear()
         self._pending_s = 0.0
         self._handed.clear()
+        self._settle_at = None  # a pause's unplayed audio is discarded with the rest
+        self._settle_model = []
+        self._settle_s = 0.0
         self._resampler = None  # its buffered tail belongs to the interrupted turn
         self._resampler_lag = 0.0
         self._audio_source.clear_queue()
+        self._source_clears += 1
+        self._ledger.clear()
         self._playout.clear(now)
         self._counts["video_cleared"] += self._video.clear()
         if self._paused_at is not None:
@@ -323,8 +345,10 @@ class AVSynchronizer:
     def pause(self) -> None:
         """Stop audio at once and hold a non-speaking frame; queued media waits for ``resume()``.
 
-        Audio already handed to the source but not yet played is taken back, so nothing is lost;
-        while paused the queues may hold up to 3 s before pushes wait.
+        Audio already handed to the source but not yet played is taken back to the sample (as
+        the source's own track reports what it emitted, ~50 ms later), so what had not played
+        comes back exactly once, in order; while paused the queues may hold up to 3 s before
+        pushes wait.
         """
         self._check_usable()
         if self._paused_at is not None:
@@ -332,18 +356,53 @@ class AVSynchronizer:
         now = self._clock.now()
         self._paused_head = self._media_now(now)
         self._paused_at = now
-        self._audio_source.clear_queue()
-        taken = self._playout.rewind(now)
-        back = [chunk for start, chunk in self._handed if start >= now]
-        self._handed.clear()
-        for chunk in reversed(back):
-            self._pending.appendleft(chunk)
-            self._pending_s += chunk.samples.shape[0] / self._audio_source.sample_rate
-        if len(back) != len(taken):
-            logger.debug("pause: %d chunks re-queued, %d segments rewound", len(back), len(taken))
+        if self._settle_at is None:  # else nothing was handed since the last pause's clear
+            self._audio_source.clear_queue()
+            self._source_clears += 1
+            self._ledger.pause()
+            self._playout.rewind(now)
+            back = [chunk for start, chunk in self._handed if start >= now]
+            self._handed.clear()
+            self._settle_model = back
+            self._settle_s = sum(c.samples.shape[0] for c in back) / self._audio_source.sample_rate
+            self._pending_s += self._settle_s
+            self._settle_at = now + _SETTLE_S
+            self._pump_wake.wake()
         if (self._idle_override or self._rest) is not None:
             self._show_rest = True
         self._video_wake.wake()
+
+    def _take_back(self) -> None:
+        """Re-queue what the pause found unplayed: the probe's account, exact to the sample, or
+        the playout model's when the probe cannot be trusted."""
+        rate = self._audio_source.sample_rate
+        model, model_s = self._settle_model, self._settle_s
+        self._settle_at, self._settle_model, self._settle_s = None, [], 0.0
+        self._pending_s -= model_s
+        exact = self._ledger.take_back()
+        back = model
+        if exact is not None and self._probe is not None and self._probe.alive:
+            cut = [self._cut(u.tag, u.offset) for u in exact]
+            cut_s = sum(c.samples.shape[0] for c in cut) / rate
+            if abs(cut_s - model_s) <= _PROBE_TRUST_S:
+                back = cut
+        self._pause_stats["exact" if back is not model else "estimated"] += 1
+        back_s = sum(c.samples.shape[0] for c in back) / rate
+        self._playout.unhand(back_s - model_s)  # the model took back model_s: correct it
+        for chunk in reversed(back):
+            self._pending.appendleft(chunk)
+        self._pending_s += back_s
+
+    @staticmethod
+    def _cut(chunk: _Chunk, offset: int) -> _Chunk:
+        """``chunk`` from sample ``offset`` on (its media times cut to match)."""
+        if offset <= 0:
+            return chunk
+        n = chunk.samples.shape[0]
+        start = chunk.start + (chunk.end - chunk.start) * offset / n
+        return _Chunk(
+            chunk.samples[offset:], start, chunk.end, chunk.quiet, chunk.raw_offset, chunk.arrival
+        )
 
     def resume(self) -> None:
         """Continue after ``pause()``: audio and video carry on in sync from where they stopped."""
@@ -376,7 +435,12 @@ class AVSynchronizer:
             self._check_usable()
             now = self._clock.now()
             queued = self._playout.queued(now)
-            if not self._pending and queued <= 0 and not len(self._video):
+            if (
+                not self._pending
+                and queued <= 0
+                and not len(self._video)
+                and self._settle_at is None
+            ):
                 return
             deadline += self._admitted_s - admitted  # audio pushed meanwhile is waited for too
             admitted = self._admitted_s
@@ -426,12 +490,15 @@ class AVSynchronizer:
         if self._closed:
             return
         self._closed = True
+        probe, self._probe = self._probe, None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if probe is not None:
+            await probe.aclose()
         self._signal_progress()
 
     @property
@@ -520,6 +587,8 @@ class AVSynchronizer:
             playback_position=self._playout.played(now),
             waits_given_up=self._waits_given_up,
             foreign_clocks=a.foreign_clocks,
+            pauses_exact=self._pause_stats["exact"],
+            pauses_estimated=self._pause_stats["estimated"],
         )
 
     # -- input ---------------------------------------------------------------------------------
@@ -749,6 +818,10 @@ class AVSynchronizer:
     def _ensure_tasks(self) -> None:
         if self._tasks or self._closed:
             return
+        try:  # before the first capture: the probe must see every frame the source emits
+            self._probe = SourceProbe(self._audio_source, self._ledger)
+        except Exception:
+            logger.warning("AVSynchronizer: no playout probe; pauses are estimated", exc_info=True)
         self._tasks = [
             asyncio.create_task(self._run_guarded(self._audio_loop), name="avsync-audio"),
             asyncio.create_task(self._run_guarded(self._video_loop), name="avsync-video"),
@@ -795,6 +868,12 @@ class AVSynchronizer:
         # about audio_lead queued on average (more after hiccups: see _MAX_LEAD_EXTRA_S)
         fill_to = 0.0
         while not self._closed:
+            if self._settle_at is not None:
+                left = self._settle_at - self._clock.now()
+                if left > 0:
+                    await self._pump_wake.sleep(left)
+                    continue
+                self._take_back()
             if not self._pending or self._paused_at is not None:
                 fill_to = 0.0
                 await self._pump_wake.sleep(None)
@@ -827,6 +906,7 @@ class AVSynchronizer:
                 now, head.start, head.end, n / rate, quiet=head.quiet, raw_offset=head.raw_offset
             )
             self._handed.append((seg.wall_start, head))
+            self._ledger.hand(head, head.samples)
             while self._handed and self._handed[0][0] < now - 0.05:
                 self._handed.popleft()
             if queued <= 0:
@@ -843,7 +923,7 @@ class AVSynchronizer:
         A slow capture (the native side busy) means the chunk may have reached the source late:
         the model is moved so it does not claim the chunk played before it was there.
         """
-        epoch = self._epoch
+        epoch, clears = self._epoch, self._source_clears
         self._capturing = True
         started = self._clock.now()
         try:
@@ -861,6 +941,9 @@ class AVSynchronizer:
             if epoch != self._epoch and not self._closed:
                 self._audio_source.clear_queue()  # it landed after the clear: drop it too
                 self._playout.clear(self._clock.now())
+            elif clears != self._source_clears and self._settle_at is not None:
+                self._audio_source.clear_queue()  # landed after a pause: it is taken back too
+                self._settle_at = max(self._settle_at, self._clock.now() + _SETTLE_S)
             if landed is not None and not landed.done():
                 landed.set_result(None)
 
