@@ -14,8 +14,9 @@ import av
 import numpy as np
 from livekit import rtc
 
-from ..media.convert import audio_to_rtc, av_frame_time, video_to_rtc
-from ..media.validate import check_frame, check_source_open, declared_samples
+from ..media.audio import AudioConverter, frame_samples
+from ..media.convert import av_frame_time, video_to_rtc
+from ..media.validate import check_frame, check_source_open
 from ..sync.aligner import FOREIGN_CLOCK_S, Aligner, SyncMode
 from ..sync.clock import Clock, MonotonicClock
 from ..sync.gate import StaleGate
@@ -220,8 +221,7 @@ class AVSynchronizer:
         self._paused_at: float | None = None
         self._paused_head: float | None = None
         self._paused_buffer = max(self._audio_buffer, 3.0)
-        self._resampler: rtc.AudioResampler | None = None
-        self._resampler_rate = 0
+        self._converter = AudioConverter(audio_source.sample_rate, audio_source.num_channels)
         self._resampler_lag = 0.0  # s of input the resampler holds back (its filter delay)
         self._last_audio_ts: float | None = None  # producer timestamp of the last audio pushed
         self._fresh = False  # a clear happened: the next admitted audio plays at once
@@ -324,7 +324,7 @@ class AVSynchronizer:
         self._settle_at = None  # a pause's unplayed audio is discarded with the rest
         self._settle_model = []
         self._settle_s = 0.0
-        self._resampler = None  # its buffered tail belongs to the interrupted turn
+        self._converter.drop()  # its buffered tail belongs to the interrupted turn
         self._resampler_lag = 0.0
         self._audio_source.clear_queue()
         self._source_clears += 1
@@ -600,24 +600,24 @@ class AVSynchronizer:
             start = av_frame_time(frame)
             if start is not None:
                 timestamp = start + frame.samples / frame.sample_rate
-        rtc_frame = audio_to_rtc(frame)
-        if rtc_frame.samples_per_channel <= 0:
+        rate, _, count = frame_samples(frame)
+        if count <= 0:
             raise ValueError("audio frame is empty (0 samples)")
         if epoch is not None and epoch != self._epoch:
             self._counts["audio_stale"] += 1
             return
         self._counts["audio_in"] += 1
-        if self._resampler is not None and rtc_frame.sample_rate != self._resampler_rate:
+        if self._converter.changes_format(frame):
             self._flush_resampler()  # a rate change: the old resampler's tail plays first
-        samples = self._conform(rtc_frame)
+        samples = self._converter.push(frame)  # at the source's rate and channel count
         self._last_audio_ts = timestamp  # where a flushed resampler tail ends
-        if rtc_frame.sample_rate != self._audio_source.sample_rate:
+        if self._converter.buffering:
             # the resampler holds back its filter delay: what comes out ends that much earlier
-            out = 0 if samples is None else samples.shape[0] / self._audio_source.sample_rate
-            self._resampler_lag += rtc_frame.samples_per_channel / rtc_frame.sample_rate - out
+            out = samples.shape[0] / self._audio_source.sample_rate
+            self._resampler_lag += count / rate - out
             if timestamp is not None and self._aligner.mode != "arrival":
                 timestamp -= self._resampler_lag  # (arrival mode: a constant delay, no matter)
-        if samples is None or not self._admit_audio(samples, timestamp, epoch is not None):
+        if not samples.size or not self._admit_audio(samples, timestamp, epoch is not None):
             return
         await self._backpressure(
             "push(audio)", lambda: self._pending_s - self._audio_limit(), self._pending_s
@@ -644,15 +644,9 @@ class AVSynchronizer:
     def _flush_resampler(self) -> None:
         """Play the resampler's buffered tail (rate change, end of turn); it ends where the
         input did."""
-        resampler, self._resampler = self._resampler, None
+        tail = self._converter.flush()
         self._resampler_lag = 0.0
-        if resampler is None:
-            return
-        src = self._audio_source
-        parts = [np.frombuffer(f.data, dtype=np.int16) for f in resampler.flush()]
-        parts = [p for p in parts if p.size]
-        if parts:
-            tail = np.concatenate(parts).reshape(-1, src.num_channels)
+        if tail.size:
             self._admit_audio(tail, self._last_audio_ts, False)
 
     async def _backpressure(self, what: str, excess: Callable[[], float], media: float) -> None:
@@ -669,28 +663,6 @@ class AVSynchronizer:
                 return
             await self._progress_wait(timeout=left)
             self._check_usable()
-
-    def _conform(self, frame: rtc.AudioFrame) -> np.ndarray | None:
-        """Interleaved int16 samples at the source's rate and channel count (shape n x ch)."""
-        src = self._audio_source
-        data = declared_samples(frame)  # never the surplus of a buffer longer than declared
-        if frame.num_channels != src.num_channels:
-            mono = data.mean(axis=1, dtype=np.float32) if frame.num_channels > 1 else data[:, 0]
-            data = np.repeat(np.asarray(mono, dtype=np.int16)[:, None], src.num_channels, axis=1)
-        if frame.sample_rate == src.sample_rate:
-            return data if data.base is None else data.copy()  # the caller may reuse its buffer
-        if self._resampler is None or self._resampler_rate != frame.sample_rate:
-            self._resampler = rtc.AudioResampler(
-                frame.sample_rate, src.sample_rate, num_channels=src.num_channels
-            )
-            self._resampler_rate = frame.sample_rate
-        out = self._resampler.push(
-            rtc.AudioFrame(data.tobytes(), frame.sample_rate, src.num_channels, data.shape[0])
-        )
-        parts = [np.frombuffer(f.data, dtype=np.int16) for f in out if f.samples_per_channel]
-        if not parts:
-            return None
-        return np.concatenate(parts).reshape(-1, src.num_channels)
 
     def _is_quiet(self, samples: np.ndarray) -> bool:
         return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) < self._quiet_rms
