@@ -4,8 +4,9 @@ It behaves like a real-time streaming provider. Once started it runs one media c
 frame period, emits a video frame stamped ``n / fps`` and the audio of the same media range (in
 ~10 ms frames, each stamped with its *end* time, as ``rtc.AVSynchronizer`` expects): the turn's
 speech when there is some, silence otherwise. Speech pushed with :meth:`LocalAvatar.push_audio`
-(any rate, any channel count) is converted by the one audio path (:mod:`livekit_avsync.media.audio`) and
-enters the output ``latency`` seconds after it was pushed; the face's mouth follows its loudness.
+(any rate, any channel count) is converted by the one audio path
+(:mod:`livekit_avsync.media.audio`) and enters the output ``latency`` seconds after it was
+pushed; the face's mouth follows its loudness.
 
 Knobs let it stand in for a remote provider in tests and the benchmark: separate audio/video
 delivery delays, per-frame jitter, a drifting media clock, no timestamps at all, and bursts of
