@@ -110,6 +110,10 @@ async def run_pause_ramp(
 
                 await asyncio.gather(produce(), control())
                 await asyncio.wait_for(sync.wait_for_playout(), seconds + 10)
+                # a starved machine can outlast wait_for_playout's bound: the ramp plays out whole
+                deadline = time.monotonic() + seconds + 10
+                while sync.stats.audio_queue_ms > 0 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
                 await asyncio.sleep(0.25)  # the capture reads the last frames
             finally:
                 await sync.aclose()

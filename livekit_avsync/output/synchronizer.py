@@ -8,7 +8,6 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import av
 import numpy as np
@@ -18,13 +17,16 @@ from ..media.audio import AudioConverter, frame_samples
 from ..media.convert import av_frame_time, video_to_rtc
 from ..media.validate import check_frame, check_source_open
 from ..sync.aligner import FOREIGN_CLOCK_S, Aligner, SyncMode
+from ..sync.audio_queue import AudioChunk, AudioQueue
 from ..sync.clock import Clock, MonotonicClock
 from ..sync.gate import StaleGate
 from ..sync.ledger import PlayedLedger
 from ..sync.playout import AudioPlayout, PlayedSegment
+from ..sync.stamps import FrameStamper
 from ..sync.stats import SyncStats
 from ..sync.video import QueuedFrame, VideoScheduler
 from .probe import SourceProbe
+from .waker import Waker
 
 __all__ = ["AVSynchronizer"]
 
@@ -52,63 +54,6 @@ _SETTLE_S = 0.05
 # The probe's account of a pause is trusted when it is within this of the playout model's (which
 # is at most a 10 ms tick off); further off, the probe missed frames and the model decides.
 _PROBE_TRUST_S = 0.03
-
-
-class _Waker:
-    """Lets one loop sleep until a deadline or a nudge, with one future and one timer per sleep.
-
-    Cheaper than a Task around ``Event.wait`` per sleep, and cancellation-safe: the loop awaits a
-    plain future. A nudge while the loop is awake is dropped; loops decide synchronously before
-    they sleep, so there is nothing to miss.
-    """
-
-    __slots__ = ("_clock", "_fut", "deadline")
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._fut: asyncio.Future[None] | None = None
-        self.deadline = math.inf  # clock time the current sleep ends (inf: awake or idle)
-
-    @property
-    def idle(self) -> bool:
-        """Asleep with no deadline: only a wake-up gets the loop going again."""
-        return self._fut is not None and self.deadline == math.inf
-
-    def wake(self) -> None:
-        fut = self._fut
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-
-    async def sleep(self, timeout: float | None) -> None:
-        """Sleep up to ``timeout`` seconds (None: until woken)."""
-        if timeout is not None and timeout <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        fut = self._fut = loop.create_future()
-        timer = loop.call_later(timeout, _resolve, fut) if timeout is not None else None
-        self.deadline = self._clock.now() + timeout if timeout is not None else math.inf
-        try:
-            await fut
-        finally:
-            self._fut = None
-            self.deadline = math.inf
-            if timer is not None:
-                timer.cancel()
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-@dataclass(slots=True)
-class _Chunk:
-    samples: np.ndarray  # interleaved int16, n x channels; a frame is made when it is handed
-    start: float
-    end: float
-    quiet: bool
-    raw_offset: float
-    arrival: float
 
 
 class AVSynchronizer:
@@ -203,20 +148,19 @@ class AVSynchronizer:
         self._video_limit = max(video_queue_size_ms / 1000, self._audio_buffer + 0.25)
         self._quiet_rms = 32768.0 * 10 ** (quiet_dbfs / 20)
 
-        self._pending: deque[_Chunk] = deque()
-        self._pending_s = 0.0
-        self._handed: deque[tuple[float, _Chunk]] = deque()  # (wall_start, chunk) not yet played
-        self._ledger: PlayedLedger[_Chunk] = PlayedLedger(
+        self._queue = AudioQueue(audio_source.sample_rate, quiet_rms=self._quiet_rms)
+        self._handed: deque[tuple[float, AudioChunk]] = (
+            deque()
+        )  # (wall_start, chunk) not yet played
+        self._ledger: PlayedLedger[AudioChunk] = PlayedLedger(
             audio_source.sample_rate, audio_source.num_channels
         )
         self._probe: SourceProbe | None = None
         self._settle_at: float | None = None  # a pause's unplayed audio is taken back then
-        self._settle_model: list[_Chunk] = []  # what the playout model says did not play
-        self._settle_s = 0.0  # seconds of that, counted in _pending_s meanwhile
+        self._settle_model: list[AudioChunk] = []  # what the playout model says did not play
+        self._settle_s = 0.0  # seconds of that: queued, until it is re-queued
         self._source_clears = 0  # pauses and clears of the native queue
         self._pause_stats = {"exact": 0, "estimated": 0}
-        self._admitted_s = 0.0  # seconds of audio ever admitted into the queue
-        self._skipped_s = 0.0  # seconds admitted but dropped by interrupts before handing
         self._cleared_s = 0.0  # seconds dropped by interrupts, queued here or in the source
         self._paused_at: float | None = None
         self._paused_head: float | None = None
@@ -232,8 +176,8 @@ class AVSynchronizer:
         self._closed = False
         self._error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._pump_wake = _Waker(self._clock)
-        self._video_wake = _Waker(self._clock)
+        self._pump_wake = Waker(self._clock)
+        self._video_wake = Waker(self._clock)
         self._progress: asyncio.Future[None] | None = None  # made only while someone waits
         self._capturing = False
         self._capture_landed: asyncio.Future[None] | None = None  # made only by a clear
@@ -247,10 +191,7 @@ class AVSynchronizer:
         self._idle_override: QueuedFrame | None = None
         self._show_rest = False
         self._quiet_since: float | None = None
-        self._last_ts_us = -1
-        self._last_capture_at = 0.0
-        self._ts_base: float | None = None
-        self._send_times: deque[float] = deque(maxlen=max(2, int(self._video_fps)))
+        self._stamper = FrameStamper(self._video_fps)
         self._offset_ema: float | None = None
         self._last_video_time = 0.0
         self._counts = dict.fromkeys(
@@ -316,10 +257,7 @@ class AVSynchronizer:
         self._fresh = True
         self._epoch += 1
         self._gate.close(now)
-        self._cleared_s += self._pending_s + self._playout.queued(now)
-        self._skipped_s += self._pending_s
-        self._pending.clear()
-        self._pending_s = 0.0
+        self._cleared_s += self._queue.clear() + self._settle_s + self._playout.queued(now)
         self._handed.clear()
         self._settle_at = None  # a pause's unplayed audio is discarded with the rest
         self._settle_model = []
@@ -365,7 +303,6 @@ class AVSynchronizer:
             self._handed.clear()
             self._settle_model = back
             self._settle_s = sum(c.samples.shape[0] for c in back) / self._audio_source.sample_rate
-            self._pending_s += self._settle_s
             self._settle_at = now + _SETTLE_S
             self._pump_wake.wake()
         if (self._idle_override or self._rest) is not None:
@@ -378,31 +315,17 @@ class AVSynchronizer:
         rate = self._audio_source.sample_rate
         model, model_s = self._settle_model, self._settle_s
         self._settle_at, self._settle_model, self._settle_s = None, [], 0.0
-        self._pending_s -= model_s
         exact = self._ledger.take_back()
         back = model
         if exact is not None and self._probe is not None and self._probe.alive:
-            cut = [self._cut(u.tag, u.offset) for u in exact]
+            cut = [u.tag.cut(u.offset) for u in exact]
             cut_s = sum(c.samples.shape[0] for c in cut) / rate
             if abs(cut_s - model_s) <= _PROBE_TRUST_S:
                 back = cut
         self._pause_stats["exact" if back is not model else "estimated"] += 1
         back_s = sum(c.samples.shape[0] for c in back) / rate
         self._playout.unhand(back_s - model_s)  # the model took back model_s: correct it
-        for chunk in reversed(back):
-            self._pending.appendleft(chunk)
-        self._pending_s += back_s
-
-    @staticmethod
-    def _cut(chunk: _Chunk, offset: int) -> _Chunk:
-        """``chunk`` from sample ``offset`` on (its media times cut to match)."""
-        if offset <= 0:
-            return chunk
-        n = chunk.samples.shape[0]
-        start = chunk.start + (chunk.end - chunk.start) * offset / n
-        return _Chunk(
-            chunk.samples[offset:], start, chunk.end, chunk.quiet, chunk.raw_offset, chunk.arrival
-        )
+        self._queue.put_back(back)
 
     def resume(self) -> None:
         """Continue after ``pause()``: audio and video carry on in sync from where they stopped."""
@@ -429,21 +352,16 @@ class AVSynchronizer:
         """
         self._check_usable()
         self._flush_resampler()
-        admitted = self._admitted_s
+        admitted = self._queue.admitted
         deadline = self._clock.now() + self._media_left() + _WAIT_SLACK_S
         while True:
             self._check_usable()
             now = self._clock.now()
             queued = self._playout.queued(now)
-            if (
-                not self._pending
-                and queued <= 0
-                and not len(self._video)
-                and self._settle_at is None
-            ):
+            if not self._queue and queued <= 0 and not len(self._video) and self._settle_at is None:
                 return
-            deadline += self._admitted_s - admitted  # audio pushed meanwhile is waited for too
-            admitted = self._admitted_s
+            deadline += self._queue.admitted - admitted  # audio pushed meanwhile is waited for
+            admitted = self._queue.admitted
             if now >= deadline:
                 self._give_up("wait_for_playout()", now - deadline + self._media_left())
                 return
@@ -452,7 +370,7 @@ class AVSynchronizer:
     def _media_left(self) -> float:
         """Seconds until everything queued now should have played and left."""
         now = self._clock.now()
-        audio = self._pending_s + self._playout.queued(now)
+        audio = self._queued_s() + self._playout.queued(now)
         newest = self._video.newest_ts()
         video = 0.0
         if newest is not None:
@@ -483,7 +401,7 @@ class AVSynchronizer:
         """Start a new timeline: the next frames' timestamps are not related to earlier ones."""
         self._aligner.reset()
         self._video.reset_pacing()
-        self._send_times.clear()
+        self._stamper.reset_rate()
 
     async def aclose(self) -> None:
         """Stop the synchronizer and cancel its tasks. Idempotent; pushes afterwards raise."""
@@ -504,10 +422,7 @@ class AVSynchronizer:
     @property
     def actual_fps(self) -> float:
         """Frames per second actually handed to the VideoSource over the last second."""
-        t = self._send_times
-        if len(t) < 2 or t[-1] <= t[0]:
-            return 0.0
-        return (len(t) - 1) / (t[-1] - t[0])
+        return self._stamper.fps
 
     @property
     def last_video_time(self) -> float:
@@ -538,14 +453,15 @@ class AVSynchronizer:
     @property
     def audio_admitted(self) -> float:
         """Seconds of audio accepted so far (a position in the stream of pushed audio)."""
-        return self._admitted_s
+        return self._queue.admitted
 
     @property
     def audio_stream_position(self) -> float:
         """How far into the pushed audio the playhead is (audio dropped by interrupts counts as
         passed), on the same scale as :attr:`audio_admitted`: marks taken from one can be compared
         with the other to tell how much of a stretch of audio has really played."""
-        return self._admitted_s - self._pending_s - self._playout.queued(self._clock.now())
+        queued = self._queued_s() + self._playout.queued(self._clock.now())
+        return self._queue.admitted - queued
 
     @property
     def playback_position(self) -> float:
@@ -581,7 +497,7 @@ class AVSynchronizer:
             timestamps_missing=a.missing_timestamps,
             timestamps_non_monotonic=a.non_monotonic,
             timestamp_jumps=a.jumps,
-            audio_queue_ms=(self._pending_s + self._playout.queued(now)) * 1000,
+            audio_queue_ms=(self._queued_s() + self._playout.queued(now)) * 1000,
             video_queue_ms=video_q * 1000,
             av_offset_ms=(self._offset_ema or 0.0) * 1000,
             playback_position=self._playout.played(now),
@@ -620,7 +536,7 @@ class AVSynchronizer:
         if not samples.size or not self._admit_audio(samples, timestamp, epoch is not None):
             return
         await self._backpressure(
-            "push(audio)", lambda: self._pending_s - self._audio_limit(), self._pending_s
+            "push(audio)", lambda: self._queued_s() - self._audio_limit(), self._queued_s()
         )
 
     def _admit_audio(self, samples: np.ndarray, timestamp: float | None, tagged: bool) -> bool:
@@ -631,7 +547,7 @@ class AVSynchronizer:
         before = self._aligner.checkpoint()
         start, end, raw_offset = self._aligner.audio(timestamp, duration, now)
         self._log_foreign_clocks()
-        chunks = self._chunks(samples, start, end, raw_offset, now)
+        chunks = self._queue.cut(samples, start, end, raw_offset, now)
         if tagged:
             self._gate.open(now)
         if not self._gate.admit_audio(now, all(c.quiet for c in chunks), start):
@@ -664,50 +580,15 @@ class AVSynchronizer:
             await self._progress_wait(timeout=left)
             self._check_usable()
 
-    def _is_quiet(self, samples: np.ndarray) -> bool:
-        return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) < self._quiet_rms
-
-    def _chunks(
-        self, samples: np.ndarray, start: float, end: float, raw_offset: float, now: float
-    ) -> list[_Chunk]:
-        """Cut a frame into chunks of at most ``_CHUNK_S``, each judged quiet or loud."""
-        step = max(1, int(self._audio_source.sample_rate * _CHUNK_S))
-        total = samples.shape[0]
-        if total <= step:
-            return [_Chunk(samples, start, end, self._is_quiet(samples), raw_offset, now)]
-        scale = (end - start) / total
-        out = []
-        for i in range(0, total, step):
-            part = samples[i : i + step]
-            j = i + part.shape[0]
-            quiet = self._is_quiet(part)
-            out.append(_Chunk(part, start + i * scale, start + j * scale, quiet, raw_offset, now))
-        return out
-
-    def _enqueue(self, chunks: list[_Chunk]) -> None:
-        """Queue chunks for the audio loop; a short contiguous chunk is topped up, not followed,
-        so small producer frames (10 ms) still go to the source in full-size chunks."""
-        rate = self._audio_source.sample_rate
-        step = max(1, int(rate * _CHUNK_S))
-        for chunk in chunks:
-            n = chunk.samples.shape[0]
-            tail = self._pending[-1] if self._pending else None
-            if (
-                tail is not None
-                and tail.samples.shape[0] + n <= step
-                and tail.raw_offset == chunk.raw_offset
-                and abs(tail.end - chunk.start) < 1e-6
-            ):
-                tail.samples = np.concatenate((tail.samples, chunk.samples))
-                tail.end = chunk.end
-                tail.quiet = tail.quiet and chunk.quiet
-            else:
-                self._pending.append(chunk)
-            self._pending_s += n / rate
-            self._admitted_s += n / rate
+    def _enqueue(self, chunks: list[AudioChunk]) -> None:
+        self._queue.add(chunks)
         self._ensure_tasks()
         if self._pump_wake.idle:
             self._pump_wake.wake()  # it sleeps with a deadline only while it has audio queued
+
+    def _queued_s(self) -> float:
+        """Seconds of audio waiting to be handed (a pause's unplayed audio included)."""
+        return self._queue.seconds + self._settle_s
 
     async def _push_video(
         self, frame: rtc.VideoFrame | av.VideoFrame, timestamp: float | None, epoch: int | None
@@ -773,7 +654,7 @@ class AVSynchronizer:
         wall = self._playout.wall_time_of(ts) if self._playout.live else None
         if wall is not None:
             return wall
-        if self._pending and not (self._fresh and self._pending[0].quiet):
+        if self._queue and not (self._fresh and self._queue.head.quiet):
             return math.inf  # audio is about to start and will define the clock: wait for it
         if self._video_anchor is None:
             return self._clock.now()  # nothing defines the clock: show it at once
@@ -846,7 +727,7 @@ class AVSynchronizer:
                     await self._pump_wake.sleep(left)
                     continue
                 self._take_back()
-            if not self._pending or self._paused_at is not None:
+            if not self._queue or self._paused_at is not None:
                 fill_to = 0.0
                 await self._pump_wake.sleep(None)
                 continue
@@ -861,7 +742,7 @@ class AVSynchronizer:
                     self._hiccup(self._clock.now() - planned)  # woken late?
                     continue
                 fill_to = low + 2 * _CHUNK_S
-            head = self._pending[0]
+            head = self._queue.head
             wait = self._video_wait(head, now)
             if wait > 0:
                 self._audio_waits_video = True
@@ -870,10 +751,9 @@ class AVSynchronizer:
                 finally:
                     self._audio_waits_video = False
                 continue
-            self._pending.popleft()
+            self._queue.pop()
             self._fresh = False
             n = head.samples.shape[0]
-            self._pending_s -= n / rate
             seg = self._playout.hand(
                 now, head.start, head.end, n / rate, quiet=head.quiet, raw_offset=head.raw_offset
             )
@@ -928,7 +808,7 @@ class AVSynchronizer:
         else:
             self._lead_extra *= _LEAD_DECAY
 
-    def _video_wait(self, head: _Chunk, now: float) -> float:
+    def _video_wait(self, head: AudioChunk, now: float) -> float:
         """Seconds the head audio chunk should still wait for its video to arrive (0: go).
 
         Audio that is not playing yet (start, after an interrupt or an underrun) waits until
@@ -1013,23 +893,9 @@ class AVSynchronizer:
     def _capture(self, item: QueuedFrame, now: float) -> None:
         """Hand a frame to the VideoSource, stamped with the media time playing (wall time
         elapsed when no clock is defined or the media time jumped, e.g. after an interrupt)."""
-        head = self._media_now(now)
-        wall_us = self._last_ts_us + int((now - self._last_capture_at) * 1e6)
-        if head is None:
-            ts_us = wall_us
-        else:
-            if self._ts_base is None:
-                self._ts_base = head
-            ts_us = int((head - self._ts_base) * 1e6)
-            if self._last_ts_us >= 0 and abs(ts_us - wall_us) > 500_000:
-                self._ts_base = head - wall_us / 1e6  # a jump: carry on from the last stamp
-                ts_us = wall_us
-        ts_us = max(ts_us, self._last_ts_us + 1000)
-        self._last_ts_us = ts_us
-        self._last_capture_at = now
+        ts_us = self._stamper.stamp(self._media_now(now), now)
         self._video_source.capture_frame(item.frame, timestamp_us=ts_us)
         self._counts["video_out"] += 1
-        self._send_times.append(now)
 
     def _track_rest(self, item: QueuedFrame, now: float) -> None:
         """Remember the last frame shown after the audio had been quiet for a while.
