@@ -109,11 +109,11 @@ async def run_pause_ramp(
                         sync.resume()
 
                 await asyncio.gather(produce(), control())
-                await asyncio.wait_for(sync.wait_for_playout(), seconds + 10)
-                # a starved machine can outlast wait_for_playout's bound: the ramp plays out whole
-                deadline = time.monotonic() + seconds + 10
-                while sync.stats.audio_queue_ms > 0 and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
+                # a starved machine can outlast one wait_for_playout's bound: the ramp plays whole
+                for _ in range(5):
+                    await asyncio.wait_for(sync.wait_for_playout(), seconds + 10)
+                    if sync.stats.audio_queue_ms <= 0:
+                        break
                 await asyncio.sleep(0.25)  # the capture reads the last frames
             finally:
                 await sync.aclose()
