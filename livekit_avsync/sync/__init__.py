@@ -13,8 +13,8 @@ from .video import Decision, QueuedFrame, VideoScheduler
 __all__ = [
     "Aligner",
     "AudioChunk",
-    "AudioQueue",
     "AudioPlayout",
+    "AudioQueue",
     "Clock",
     "Decision",
     "FakeClock",
