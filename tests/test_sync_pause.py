@@ -44,6 +44,24 @@ def test_ledger_takes_back_exactly_what_was_not_reported() -> None:
     assert [(u.tag, u.offset) for u in back] == [("b", 480), ("c", 0)]
 
 
+def test_ledger_is_settled_once_the_silence_after_a_pause_is_read() -> None:
+    led: PlayedLedger[str] = PlayedLedger(48000, 1)
+    ramp = ramp_samples(0, 1920)
+    led.hand("a", ramp)
+    led.report(ramp[:480])
+    led.pause()
+    assert not led.settled()
+    led.report(ramp[480:960])  # a late report of what played before the pause
+    assert not led.settled()
+    for _ in range(3):
+        led.report(np.zeros(480, np.int16))  # the emptied source ticks silence
+    assert led.settled()
+    led.recleared()  # cleared again: wait for the silence after that clear too
+    assert not led.settled()
+    back = led.take_back()
+    assert back is not None and [(u.tag, u.offset) for u in back] == [("a", 960)]
+
+
 def test_ledger_after_a_clear_skips_the_cleared_run_and_follows_the_next() -> None:
     led: PlayedLedger[str] = PlayedLedger(48000, 1)
     ramp = ramp_samples(0, 9600)

@@ -51,6 +51,8 @@ _CALLBACK_S = 0.005  # what of that delay is taken as the completion reaching th
 # After a pause the probe's reports of audio emitted just before it are still on their way (the
 # source's tick thread, the FFI, the event loop): the unplayed rest is taken back this much later.
 _SETTLE_S = 0.05
+_SETTLE_MAX_S = 0.5  # ...or later, once the probe has read the silence after the pause (a busy
+# machine delivers its reports late); past this the playout model decides
 # The probe's account of a pause is trusted when it is within this of the playout model's (which
 # is at most a 10 ms tick off); further off, the probe missed frames and the model decides.
 _PROBE_TRUST_S = 0.03
@@ -726,6 +728,11 @@ class AVSynchronizer:
                 if left > 0:
                     await self._pump_wake.sleep(left)
                     continue
+                late = self._settle_at + _SETTLE_MAX_S - _SETTLE_S - self._clock.now()
+                probing = self._probe is not None and self._probe.alive
+                if probing and late > 0 and not self._ledger.settled():
+                    await self._pump_wake.sleep(min(late, 0.01))  # its reports are late: wait
+                    continue
                 self._take_back()
             if not self._queue or self._paused_at is not None:
                 fill_to = 0.0
@@ -795,6 +802,7 @@ class AVSynchronizer:
                 self._playout.clear(self._clock.now())
             elif clears != self._source_clears and self._settle_at is not None:
                 self._audio_source.clear_queue()  # landed after a pause: it is taken back too
+                self._ledger.recleared()
                 self._settle_at = max(self._settle_at, self._clock.now() + _SETTLE_S)
             if landed is not None and not landed.done():
                 landed.set_result(None)

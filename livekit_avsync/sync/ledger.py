@@ -81,6 +81,7 @@ class PlayedLedger(Generic[T]):
         self._runs: deque[_Run[T]] = deque([_Run()])
         self.reported = 0  # samples per channel confirmed as played, ever
         self.unmatched = 0  # frames read back that matched nothing handed
+        self._silent_after_close = 0  # silence ticks read since the last clear or pause
 
     @property
     def _current(self) -> _Run[T]:
@@ -115,6 +116,7 @@ class PlayedLedger(Generic[T]):
                 self.reported += data.size // self._channels
                 return
             if not data.any():
+                self._silent_after_close += 1
                 return
             if len(self._runs) == 1:
                 if not run.lost and run.held:
@@ -133,7 +135,18 @@ class PlayedLedger(Generic[T]):
         """The queue was cleared for a pause: its unplayed samples are taken back later."""
         self._close()
 
+    def settled(self, ticks: int = 3) -> bool:
+        """The reports of the run the last clear or pause closed are all in: ``ticks`` silence
+        ticks came since (the emptied source plays silence, and its frames arrive in order)."""
+        return self._silent_after_close >= ticks
+
+    def recleared(self) -> None:
+        """The queue was cleared again (a capture in flight at the pause landed after it): the
+        reports of what it played before this clear are awaited too."""
+        self._silent_after_close = 0
+
     def _close(self) -> None:
+        self._silent_after_close = 0
         run = self._current
         run.closed = True
         self._runs.append(_Run())
