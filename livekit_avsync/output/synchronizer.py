@@ -53,9 +53,6 @@ _CALLBACK_S = 0.005  # what of that delay is taken as the completion reaching th
 _SETTLE_S = 0.05
 _SETTLE_MAX_S = 0.5  # ...or later, once the probe has read the silence after the pause (a busy
 # machine delivers its reports late); past this the playout model decides
-# The probe's account of a pause is trusted when it is within this of the playout model's (which
-# is at most a 10 ms tick off); further off, the probe missed frames and the model decides.
-_PROBE_TRUST_S = 0.03
 
 
 class AVSynchronizer:
@@ -312,18 +309,16 @@ class AVSynchronizer:
         self._video_wake.wake()
 
     def _take_back(self) -> None:
-        """Re-queue what the pause found unplayed: the probe's account, exact to the sample, or
-        the playout model's when the probe cannot be trusted."""
+        """Re-queue what the pause found unplayed: the probe's account, exact to the sample (every
+        report matched what was handed, and all of them are in), else the playout model's."""
         rate = self._audio_source.sample_rate
         model, model_s = self._settle_model, self._settle_s
         self._settle_at, self._settle_model, self._settle_s = None, [], 0.0
+        settled = self._ledger.settled()
         exact = self._ledger.take_back()
         back = model
-        if exact is not None and self._probe is not None and self._probe.alive:
-            cut = [u.tag.cut(u.offset) for u in exact]
-            cut_s = sum(c.samples.shape[0] for c in cut) / rate
-            if abs(cut_s - model_s) <= _PROBE_TRUST_S:
-                back = cut
+        if exact is not None and settled and self._probe is not None and self._probe.alive:
+            back = [u.tag.cut(u.offset) for u in exact]
         self._pause_stats["exact" if back is not model else "estimated"] += 1
         back_s = sum(c.samples.shape[0] for c in back) / rate
         self._playout.unhand(back_s - model_s)  # the model took back model_s: correct it
