@@ -222,23 +222,24 @@ async def test_barge_in_cuts_anams_in_flight_tail_and_the_next_turn_is_in_sync(
 async def test_closing_the_avatar_session_closes_anam_and_leaves_no_task() -> None:
     before = set(asyncio.all_tasks())
     b = await open_bench()
-    handle = b.session.say("short", audio=as_stream(speech(0.8)))
-    await asyncio.wait_for(handle.wait_for_playout(), 5)
-    connection = b.service.connection
-    client = b.service.clients[0]
-    assert connection is not None and not connection.closed
+    try:
+        handle = b.session.say("short", audio=as_stream(speech(0.8)))
+        await asyncio.wait_for(handle.wait_for_playout(), 5)
+        connection = b.service.connection
+        client = b.service.clients[0]
+        assert connection is not None and not connection.closed
 
-    await closed(b.avatar.aclose(), "the AvatarSession")
-    assert connection.closed, "the Anam connection outlived the AvatarSession"
-    assert not client.is_streaming
-    assert b.service.avatar.violations == []
-    await b.avatar.aclose()  # idempotent
-    # the provider's output iterators have ended
-    assert await asyncio.wait_for(_count(b.provider.audio_frames()), 1) == 0
-    assert await asyncio.wait_for(_count(b.provider.video_frames()), 1) == 0
-
-    await b.capture.aclose()
-    await closed(b.session.aclose(), "the AgentSession")
+        await closed(b.avatar.aclose(), "the AvatarSession")
+        assert connection.closed, "the Anam connection outlived the AvatarSession"
+        assert not client.is_streaming
+        assert b.service.avatar.violations == []
+        await b.avatar.aclose()  # idempotent
+        # the provider's output iterators have ended, with nothing of the closed session left
+        assert await asyncio.wait_for(_count(b.provider.audio_frames()), 1) == 0
+        assert await asyncio.wait_for(_count(b.provider.video_frames()), 1) == 0
+    finally:  # closed even when a check failed, so nothing of this test outlives its loop
+        await b.capture.aclose()
+        await closed(b.session.aclose(), "the AgentSession")
     await asyncio.sleep(0.1)
     leaked = [t for t in asyncio.all_tasks() - before if not t.done()]
     assert not leaked, [t.get_name() for t in leaked]
@@ -266,6 +267,7 @@ async def test_closing_mid_speech_ends_the_turn_and_leaves_the_agent_session_usa
         if not (b.finished and b.finished[-1].interrupted):
             problems.append(f"no interrupted playback_finished was reported: {b.finished}")
     finally:
+        await closed(b.avatar.aclose(), "the AvatarSession")  # idempotent; also when a wait failed
         await b.capture.aclose()
         await closed(b.session.aclose(), "the AgentSession")
         await asyncio.sleep(0.1)

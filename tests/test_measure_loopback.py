@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from livekit import rtc
+from sync_helpers import open_sources
 
 from livekit_avsync.measure import (
     DEFAULT_SPEC,
@@ -25,11 +26,8 @@ W, H = 320, 180
 
 @pytest.fixture
 async def sources() -> AsyncIterator[tuple[rtc.AudioSource, rtc.VideoSource]]:
-    audio = rtc.AudioSource(SR, 1, queue_size_ms=50)
-    video = rtc.VideoSource(W, H)
-    yield audio, video
-    await audio.aclose()
-    await video.aclose()
+    async with open_sources(SR, W, H, queue_size_ms=50) as pair:
+        yield pair
 
 
 async def _play(

@@ -262,8 +262,16 @@ async def test_tap_records_a_live_provider_and_replay_is_identical_and_on_time(
     gens = [o.generation for _, o in replayed["audio"]]
     assert gens[0] == 0 and gens[-1] == 1  # the recorded interrupt is replayed as recorded
     assert [(n, a) for _, n, a in replay_events] == [(n, a) for _, n, a in events]
+    # events keep their place in the media: compared after the replay's own start offset (the
+    # constant the frames were checked against), so a busy machine's late start is not counted
+    audio_offset = float(
+        np.median(
+            np.array([t for t, _ in replayed["audio"]])
+            - np.array([t for t, _ in recorded["audio"]])
+        )
+    )
     for (t_orig, *_), (t_again, *_) in zip(events, replay_events, strict=True):
-        assert abs(t_again - t_orig) < 0.02
+        assert abs(t_again - t_orig - audio_offset) < 0.02, (t_again, t_orig, audio_offset)
 
 
 async def record_feed(
@@ -338,7 +346,13 @@ async def test_interrupt_skips_to_where_the_recording_went_idle(
     # The next frame delivered is the first idle one (ends at 1.81 s), right away, as gen 1.
     first_t, first = after[0]
     assert first.timestamp == pytest.approx(1.81) and first.speech is False
-    assert first.generation == 1 and first_t - interrupted_at < 0.03
+    assert first.generation == 1
+    # Right away: the replay's timeline goes on from the interrupt. Frames are never early, so
+    # the on-time ones show it to 30 ms on a busy machine too (the first one also pays the
+    # one-off skip in the reader thread; waiting out the cut speech would be 1 s).
+    lateness = [t - (interrupted_at + (o.timestamp - 1.81)) for t, o in after]  # type: ignore[operator]
+    assert min(lateness) < 0.03, min(lateness)
+    assert first_t - interrupted_at < 0.2, first_t - interrupted_at
     assert not any(o.speech for _, o in after)
     assert len(after) == round((2.4 - 1.8) / AUDIO_S)
     # The cut turn's playback_finished says where it was cut, and comes right away.
@@ -346,7 +360,8 @@ async def test_interrupt_skips_to_where_the_recording_went_idle(
     when, report = finished[0]
     assert report.interrupted and report.playback_position == pytest.approx(0.5, abs=0.03)
     assert when - interrupted_at < 0.1
-    assert interrupted_at - t0 == pytest.approx(0.8, abs=0.03)
+    # paced at the recorded times: never early (late only by the event loop)
+    assert 0.8 - 0.03 <= interrupted_at - t0 <= 0.8 + 0.15, interrupted_at - t0
 
 
 async def test_interrupt_while_idle_only_bumps_generation(
@@ -386,8 +401,15 @@ async def test_loop_repeats_with_shifted_timestamps_and_speed(
     duration = 0.4
     assert got[10][1].timestamp == pytest.approx(written[0].timestamp + duration)  # type: ignore[operator]
     assert got[20][1].timestamp == pytest.approx(2 * duration)
-    # At speed 2 each pass takes duration / 2 of wall time.
-    assert got[20][0] - got[10][0] == pytest.approx(duration / 2, abs=0.01)
+
+    # At speed 2 each pass takes duration / 2 of wall time: frames are never early, so the
+    # on-time ones of each pass (the smallest lateness against media time / 2) show it to 10 ms
+    # even when a busy machine delays a few.
+    def on_time(frames: list[tuple[float, OutputFrame]]) -> float:
+        return min(t - o.timestamp / 2 for t, o in frames)  # type: ignore[operator]
+
+    assert on_time(got[10:20]) - on_time(got[:10]) == pytest.approx(0.0, abs=0.01)
+    assert on_time(got[20:]) - on_time(got[:10]) == pytest.approx(0.0, abs=0.01)
 
 
 async def test_video_before_audio_odd_rgba_and_pyav_frames_round_trip(

@@ -16,20 +16,15 @@ import av
 import numpy as np
 import pytest
 from livekit import rtc
+from sync_helpers import RATE, H, W, gray, open_sources, tone
 
 from livekit_avsync.output import AVSynchronizer
-
-RATE = 48000
-W, H = 64, 48
 
 
 @pytest.fixture
 async def sources() -> AsyncIterator[tuple[rtc.AudioSource, rtc.VideoSource]]:
-    audio = rtc.AudioSource(RATE, 1, queue_size_ms=100)
-    video = rtc.VideoSource(W, H)
-    yield audio, video
-    await audio.aclose()
-    await video.aclose()
+    async with open_sources() as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -38,20 +33,6 @@ async def sync(sources: tuple[rtc.AudioSource, rtc.VideoSource]) -> AsyncIterato
     s = AVSynchronizer(audio_source=audio, video_source=video, video_fps=30)
     yield s
     await s.aclose()
-
-
-def tone(ms: int, *, rate: int = RATE, channels: int = 1, freq: float = 440.0) -> rtc.AudioFrame:
-    n = rate * ms // 1000
-    t = np.arange(n) / rate
-    mono = (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
-    data = np.repeat(mono[:, None], channels, axis=1)
-    return rtc.AudioFrame(data.tobytes(), rate, channels, n)
-
-
-def gray(value: int = 128) -> rtc.VideoFrame:
-    y = np.full(W * H, value, dtype=np.uint8)
-    uv = np.full((W // 2) * (H // 2) * 2, 128, dtype=np.uint8)
-    return rtc.VideoFrame(W, H, rtc.VideoBufferType.I420, np.concatenate((y, uv)).tobytes())
 
 
 async def push_speech(

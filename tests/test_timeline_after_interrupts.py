@@ -16,13 +16,12 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 from livekit import rtc
+from sync_helpers import RATE, H, W, gray, open_sources, tone
 
 from livekit_avsync.measure import LoopbackCapture
 from livekit_avsync.measure.scenarios import IDLE_TURN, run_scenario
 from livekit_avsync.output import AVSynchronizer
 
-RATE = 48000
-W, H = 64, 48
 PERIOD = 1 / 30
 GATE_QUIET_MS = 250.0  # AVSynchronizer's default gate_quiet_ms
 AUDIO_LEAD_MS = 50.0  # and audio_lead_ms
@@ -30,28 +29,13 @@ AUDIO_LEAD_MS = 50.0  # and audio_lead_ms
 
 @pytest.fixture
 async def sources() -> AsyncIterator[tuple[rtc.AudioSource, rtc.VideoSource]]:
-    audio = rtc.AudioSource(RATE, 1, queue_size_ms=100)
-    video = rtc.VideoSource(W, H)
-    yield audio, video
-    await audio.aclose()
-    await video.aclose()
-
-
-def tone(rate: int = RATE, ms: int = 20) -> rtc.AudioFrame:
-    n = rate * ms // 1000
-    t = np.arange(n) / rate
-    return rtc.AudioFrame(
-        (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16).tobytes(), rate, 1, n
-    )
+    async with open_sources() as pair:
+        yield pair
 
 
 def dc(rate: int, ms: int = 20, value: int = 10000) -> rtc.AudioFrame:
     n = rate * ms // 1000
     return rtc.AudioFrame(np.full(n, value, np.int16).tobytes(), rate, 1, n)
-
-
-def gray() -> rtc.VideoFrame:
-    return rtc.VideoFrame(W, H, rtc.VideoBufferType.I420, bytes(W * H * 3 // 2))
 
 
 async def took(coro: object, bound: float) -> float:

@@ -281,29 +281,16 @@ async def produce_separate(
     log = ProducerLog()
     t0 = log.started_at = time.monotonic()
     audio_rng, video_rng = random.Random(seed), random.Random(seed + 1)
-    n_audio = math.ceil(duration / media.audio_frame_s - 1e-9)
-    n_video = math.ceil(duration * media.fps - 1e-9)
-
-    async def audio() -> None:
-        due = t0
-        for k in range(n_audio):
-            due = max(due, t0 + media.audio_end(k) + audio_rng.uniform(0, jitter))
-            await _sleep_until(due)
-            ts = None if audio_clock is None else audio_clock + media.audio_end(k)
-            await sync.push(media.audio(k, speech=True), ts)
-            log.audio_frames += 1
-
-    async def video() -> None:
-        due = t0
-        for n in range(n_video):
-            due = max(due, t0 + media.video_time(n) + video_lag + video_rng.uniform(0, jitter))
-            await _sleep_until(due)
-            ts = None if video_clock is None else video_clock + media.video_time(n)
-            await sync.push(media.video(n, 1), ts)
-            log.video_frames += 1
-
-    await _run_all(audio(), video())
-    log.media_seconds = n_audio * media.audio_frame_s
+    await _push_streams(
+        sync,
+        media,
+        log,
+        duration,
+        audio_due=lambda k: t0 + media.audio_end(k) + audio_rng.uniform(0, jitter),
+        video_due=lambda n: t0 + media.video_time(n) + video_lag + video_rng.uniform(0, jitter),
+        audio_ts=lambda k: None if audio_clock is None else audio_clock + media.audio_end(k),
+        video_ts=lambda n: None if video_clock is None else video_clock + media.video_time(n),
+    )
     return log
 
 
@@ -319,28 +306,59 @@ async def produce_bursts(
     real time catches up (a provider that renders faster than real time); one shared clock."""
     log = ProducerLog()
     t0 = log.started_at = time.monotonic()
-    n_audio = math.ceil(duration / media.audio_frame_s - 1e-9)
-    n_video = math.ceil(duration * media.fps - 1e-9)
 
     def due(media_time: float) -> float:
         index = math.floor(media_time / burst + 1e-9)
         return t0 + index * burst + (media_time - index * burst) / burst * burst_span
 
-    async def audio() -> None:
-        for k in range(n_audio):
-            await _sleep_until(due(media.audio_start(k)))
-            await sync.push(media.audio(k, speech=True), media.audio_end(k))
-            log.audio_frames += 1
-
-    async def video() -> None:
-        for n in range(n_video):
-            await _sleep_until(due(media.video_time(n)))
-            await sync.push(media.video(n, 1), media.video_time(n))
-            log.video_frames += 1
-
-    await _run_all(audio(), video())
-    log.media_seconds = n_audio * media.audio_frame_s
+    await _push_streams(
+        sync,
+        media,
+        log,
+        duration,
+        audio_due=lambda k: due(media.audio_start(k)),
+        video_due=lambda n: due(media.video_time(n)),
+        audio_ts=media.audio_end,
+        video_ts=media.video_time,
+    )
     return log
+
+
+async def _push_streams(
+    sync: SynchronizerLike,
+    media: MarkerMedia,
+    log: ProducerLog,
+    duration: float,
+    *,
+    audio_due: Callable[[int], float],
+    video_due: Callable[[int], float],
+    audio_ts: Callable[[int], float | None],
+    video_ts: Callable[[int], float | None],
+) -> None:
+    """Speech audio and video from two tasks: frame ``k`` / ``n`` pushed with ``*_ts(k)`` at
+    clock time ``*_due(k)`` (never before the frame before it)."""
+    n_audio = math.ceil(duration / media.audio_frame_s - 1e-9)
+    n_video = math.ceil(duration * media.fps - 1e-9)
+
+    async def stream(
+        count: int,
+        due_of: Callable[[int], float],
+        frame_of: Callable[[int], Any],
+        ts_of: Callable[[int], float | None],
+        counter: str,
+    ) -> None:
+        due = -math.inf
+        for i in range(count):
+            due = max(due, due_of(i))
+            await _sleep_until(due)
+            await sync.push(frame_of(i), ts_of(i))
+            setattr(log, counter, getattr(log, counter) + 1)
+
+    await _run_all(
+        stream(n_audio, audio_due, lambda k: media.audio(k, speech=True), audio_ts, "audio_frames"),
+        stream(n_video, video_due, lambda n: media.video(n, 1), video_ts, "video_frames"),
+    )
+    log.media_seconds = n_audio * media.audio_frame_s
 
 
 async def produce_interrupt(

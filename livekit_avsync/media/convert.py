@@ -2,8 +2,8 @@
 
 Video: everything becomes an I420 ``rtc.VideoFrame`` with even sides (what libwebrtc takes
 without aborting): I420 planes are moved with numpy slices, every other ``rtc`` type and PyAV
-pixel format goes through PyAV's own ``reformat``. Audio:
-any PyAV sample format becomes interleaved int16 with one vectorised numpy expression.
+pixel format goes through PyAV's own ``reformat``. Audio conversion lives in :mod:`.audio`
+(re-exported here).
 """
 
 from __future__ import annotations
@@ -14,17 +14,12 @@ import av
 import numpy as np
 from livekit import rtc
 
-from .validate import (
-    InvalidFrame,
-    check_audio_frame,
-    check_av_audio_frame,
-    check_video_frame,
-    declared_samples,
-    plane_layout,
-)
+from .audio import AudioConverter, AudioLike, SpeechResampler, audio_to_rtc
+from .validate import InvalidFrame, check_audio_frame, check_video_frame, plane_layout
 
 __all__ = [
     "MIN_VIDEO_SIDE",
+    "AudioConverter",
     "AudioLike",
     "InvalidFrame",
     "SpeechResampler",
@@ -33,12 +28,10 @@ __all__ = [
     "av_frame_time",
     "check_audio_frame",
     "i420_frame",
-    "to_mono",
     "video_to_i420",
     "video_to_rtc",
 ]
 
-AudioLike = rtc.AudioFrame | av.AudioFrame
 VideoLike = rtc.VideoFrame | av.VideoFrame
 
 _T = rtc.VideoBufferType
@@ -179,84 +172,3 @@ def i420_frame(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> rtc.VideoFrame:
         raise ValueError(f"chroma planes {u.shape}/{v.shape} do not match luma {y.shape} for I420")
     data = np.concatenate((y.ravel(), u.ravel(), v.ravel())).astype(np.uint8, copy=False)
     return rtc.VideoFrame(width, height, _I420, data.tobytes())
-
-
-def audio_to_rtc(frame: AudioLike) -> rtc.AudioFrame:
-    """Return an interleaved int16 ``rtc.AudioFrame`` for ``frame``.
-
-    Validated first (``InvalidFrame`` naming the field, ``TypeError`` for a non-audio object).
-    ``rtc.AudioFrame`` passes through, cut to its declared samples if its buffer is longer;
-    ``av.AudioFrame`` of any sample format (packed or planar, int or float) is converted with
-    numpy.
-    """
-    if isinstance(frame, rtc.AudioFrame):
-        check_audio_frame(frame)
-        if frame.data.nbytes == frame.samples_per_channel * frame.num_channels * 2:
-            return frame
-        samples = declared_samples(frame)  # the buffer is longer than the frame: cut it
-        return rtc.AudioFrame(
-            samples.tobytes(), frame.sample_rate, frame.num_channels, samples.shape[0]
-        )
-    if not isinstance(frame, av.AudioFrame):
-        raise TypeError(f"expected rtc.AudioFrame or av.AudioFrame, got {type(frame).__name__}")
-    check_av_audio_frame(frame)
-    channels = len(frame.layout.channels)
-    samples = frame.to_ndarray()
-    if frame.format.is_planar:
-        samples = samples.T  # (channels, n) -> (n, channels)
-    else:
-        samples = samples.reshape(-1, channels)
-    if samples.dtype.kind == "f":
-        samples = np.clip(samples * 32768.0, -32768, 32767).astype(np.int16)
-    elif samples.dtype == np.int32:
-        samples = (samples >> 16).astype(np.int16)
-    elif samples.dtype == np.uint8:
-        samples = ((samples.astype(np.int16) - 128) << 8).astype(np.int16)
-    elif samples.dtype != np.int16:
-        raise ValueError(f"unsupported audio sample format {frame.format.name!r}")
-    samples = np.ascontiguousarray(samples)
-    return rtc.AudioFrame(samples.tobytes(), frame.sample_rate, channels, samples.shape[0])
-
-
-class SpeechResampler:
-    """A turn's speech as mono int16 PCM at one ``rate``, from frames of any rate and channels.
-
-    The ``rtc.AudioResampler`` is made on demand and kept while the input rate stays; its buffered
-    tail comes out on :meth:`flush` (the turn's end, or a rate change mid-turn) and is thrown away
-    by :meth:`drop` (an interrupt: that tail belongs to the cut turn).
-    """
-
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self._resampler: rtc.AudioResampler | None = None
-        self._input_rate = 0
-
-    def push(self, frame: rtc.AudioFrame) -> bytes:
-        mono = to_mono(frame)
-        head = b""
-        if self._resampler is not None and self._input_rate != mono.sample_rate:
-            head = self.flush()  # the input rate changed mid-turn
-        if mono.sample_rate == self.rate:
-            return head + bytes(mono.data)
-        if self._resampler is None:
-            self._resampler = rtc.AudioResampler(mono.sample_rate, self.rate, num_channels=1)
-            self._input_rate = mono.sample_rate
-        return head + b"".join(bytes(out.data) for out in self._resampler.push(mono))
-
-    def flush(self) -> bytes:
-        resampler, self._resampler = self._resampler, None
-        if resampler is None:
-            return b""
-        return b"".join(bytes(out.data) for out in resampler.flush())
-
-    def drop(self) -> None:
-        self._resampler = None
-
-
-def to_mono(frame: rtc.AudioFrame) -> rtc.AudioFrame:
-    """Average the channels of an interleaved int16 frame (a no-op for mono)."""
-    samples = declared_samples(frame)
-    if frame.num_channels == 1:
-        return audio_to_rtc(frame)  # exactly the declared samples
-    mono = np.round(samples.mean(axis=1)).astype(np.int16)
-    return rtc.AudioFrame(mono.tobytes(), frame.sample_rate, 1, mono.shape[0])

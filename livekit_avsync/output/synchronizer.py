@@ -8,20 +8,25 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import av
 import numpy as np
 from livekit import rtc
 
-from ..media.convert import audio_to_rtc, av_frame_time, video_to_rtc
-from ..media.validate import check_frame, check_source_open, declared_samples
+from ..media.audio import AudioConverter, frame_samples
+from ..media.convert import av_frame_time, video_to_rtc
+from ..media.validate import check_frame, check_source_open
 from ..sync.aligner import FOREIGN_CLOCK_S, Aligner, SyncMode
+from ..sync.audio_queue import AudioChunk, AudioQueue
 from ..sync.clock import Clock, MonotonicClock
 from ..sync.gate import StaleGate
+from ..sync.ledger import PlayedLedger
 from ..sync.playout import AudioPlayout, PlayedSegment
+from ..sync.stamps import FrameStamper
 from ..sync.stats import SyncStats
 from ..sync.video import QueuedFrame, VideoScheduler
+from .probe import SourceProbe
+from .waker import Waker
 
 __all__ = ["AVSynchronizer"]
 
@@ -43,63 +48,11 @@ _MAX_LEAD_EXTRA_S = 0.1
 _LEAD_DECAY = 0.998  # per chunk handed: the extra lead halves in ~7 s of audio
 _LATE_CAPTURE_S = 0.015  # a capture this slow may have landed late: the model follows it
 _CALLBACK_S = 0.005  # what of that delay is taken as the completion reaching the event loop
-
-
-class _Waker:
-    """Lets one loop sleep until a deadline or a nudge, with one future and one timer per sleep.
-
-    Cheaper than a Task around ``Event.wait`` per sleep, and cancellation-safe: the loop awaits a
-    plain future. A nudge while the loop is awake is dropped; loops decide synchronously before
-    they sleep, so there is nothing to miss.
-    """
-
-    __slots__ = ("_clock", "_fut", "deadline")
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._fut: asyncio.Future[None] | None = None
-        self.deadline = math.inf  # clock time the current sleep ends (inf: awake or idle)
-
-    @property
-    def idle(self) -> bool:
-        """Asleep with no deadline: only a wake-up gets the loop going again."""
-        return self._fut is not None and self.deadline == math.inf
-
-    def wake(self) -> None:
-        fut = self._fut
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-
-    async def sleep(self, timeout: float | None) -> None:
-        """Sleep up to ``timeout`` seconds (None: until woken)."""
-        if timeout is not None and timeout <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        fut = self._fut = loop.create_future()
-        timer = loop.call_later(timeout, _resolve, fut) if timeout is not None else None
-        self.deadline = self._clock.now() + timeout if timeout is not None else math.inf
-        try:
-            await fut
-        finally:
-            self._fut = None
-            self.deadline = math.inf
-            if timer is not None:
-                timer.cancel()
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-@dataclass(slots=True)
-class _Chunk:
-    samples: np.ndarray  # interleaved int16, n x channels; a frame is made when it is handed
-    start: float
-    end: float
-    quiet: bool
-    raw_offset: float
-    arrival: float
+# After a pause the probe's reports of audio emitted just before it are still on their way (the
+# source's tick thread, the FFI, the event loop): the unplayed rest is taken back this much later.
+_SETTLE_S = 0.05
+_SETTLE_MAX_S = 0.5  # ...or later, once the probe has read the silence after the pause (a busy
+# machine delivers its reports late); past this the playout model decides
 
 
 class AVSynchronizer:
@@ -194,17 +147,24 @@ class AVSynchronizer:
         self._video_limit = max(video_queue_size_ms / 1000, self._audio_buffer + 0.25)
         self._quiet_rms = 32768.0 * 10 ** (quiet_dbfs / 20)
 
-        self._pending: deque[_Chunk] = deque()
-        self._pending_s = 0.0
-        self._handed: deque[tuple[float, _Chunk]] = deque()  # (wall_start, chunk) not yet played
-        self._admitted_s = 0.0  # seconds of audio ever admitted into the queue
-        self._skipped_s = 0.0  # seconds admitted but dropped by interrupts before handing
+        self._queue = AudioQueue(audio_source.sample_rate, quiet_rms=self._quiet_rms)
+        self._handed: deque[tuple[float, AudioChunk]] = (
+            deque()
+        )  # (wall_start, chunk) not yet played
+        self._ledger: PlayedLedger[AudioChunk] = PlayedLedger(
+            audio_source.sample_rate, audio_source.num_channels
+        )
+        self._probe: SourceProbe | None = None
+        self._settle_at: float | None = None  # a pause's unplayed audio is taken back then
+        self._settle_model: list[AudioChunk] = []  # what the playout model says did not play
+        self._settle_s = 0.0  # seconds of that: queued, until it is re-queued
+        self._source_clears = 0  # pauses and clears of the native queue
+        self._pause_stats = {"exact": 0, "estimated": 0}
         self._cleared_s = 0.0  # seconds dropped by interrupts, queued here or in the source
         self._paused_at: float | None = None
         self._paused_head: float | None = None
         self._paused_buffer = max(self._audio_buffer, 3.0)
-        self._resampler: rtc.AudioResampler | None = None
-        self._resampler_rate = 0
+        self._converter = AudioConverter(audio_source.sample_rate, audio_source.num_channels)
         self._resampler_lag = 0.0  # s of input the resampler holds back (its filter delay)
         self._last_audio_ts: float | None = None  # producer timestamp of the last audio pushed
         self._fresh = False  # a clear happened: the next admitted audio plays at once
@@ -215,8 +175,8 @@ class AVSynchronizer:
         self._closed = False
         self._error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._pump_wake = _Waker(self._clock)
-        self._video_wake = _Waker(self._clock)
+        self._pump_wake = Waker(self._clock)
+        self._video_wake = Waker(self._clock)
         self._progress: asyncio.Future[None] | None = None  # made only while someone waits
         self._capturing = False
         self._capture_landed: asyncio.Future[None] | None = None  # made only by a clear
@@ -230,10 +190,7 @@ class AVSynchronizer:
         self._idle_override: QueuedFrame | None = None
         self._show_rest = False
         self._quiet_since: float | None = None
-        self._last_ts_us = -1
-        self._last_capture_at = 0.0
-        self._ts_base: float | None = None
-        self._send_times: deque[float] = deque(maxlen=max(2, int(self._video_fps)))
+        self._stamper = FrameStamper(self._video_fps)
         self._offset_ema: float | None = None
         self._last_video_time = 0.0
         self._counts = dict.fromkeys(
@@ -299,14 +256,16 @@ class AVSynchronizer:
         self._fresh = True
         self._epoch += 1
         self._gate.close(now)
-        self._cleared_s += self._pending_s + self._playout.queued(now)
-        self._skipped_s += self._pending_s
-        self._pending.clear()
-        self._pending_s = 0.0
+        self._cleared_s += self._queue.clear() + self._settle_s + self._playout.queued(now)
         self._handed.clear()
-        self._resampler = None  # its buffered tail belongs to the interrupted turn
+        self._settle_at = None  # a pause's unplayed audio is discarded with the rest
+        self._settle_model = []
+        self._settle_s = 0.0
+        self._converter.drop()  # its buffered tail belongs to the interrupted turn
         self._resampler_lag = 0.0
         self._audio_source.clear_queue()
+        self._source_clears += 1
+        self._ledger.clear()
         self._playout.clear(now)
         self._counts["video_cleared"] += self._video.clear()
         if self._paused_at is not None:
@@ -323,8 +282,10 @@ class AVSynchronizer:
     def pause(self) -> None:
         """Stop audio at once and hold a non-speaking frame; queued media waits for ``resume()``.
 
-        Audio already handed to the source but not yet played is taken back, so nothing is lost;
-        while paused the queues may hold up to 3 s before pushes wait.
+        Audio already handed to the source but not yet played is taken back to the sample (as
+        the source's own track reports what it emitted, ~50 ms later), so what had not played
+        comes back exactly once, in order; while paused the queues may hold up to 3 s before
+        pushes wait.
         """
         self._check_usable()
         if self._paused_at is not None:
@@ -332,18 +293,36 @@ class AVSynchronizer:
         now = self._clock.now()
         self._paused_head = self._media_now(now)
         self._paused_at = now
-        self._audio_source.clear_queue()
-        taken = self._playout.rewind(now)
-        back = [chunk for start, chunk in self._handed if start >= now]
-        self._handed.clear()
-        for chunk in reversed(back):
-            self._pending.appendleft(chunk)
-            self._pending_s += chunk.samples.shape[0] / self._audio_source.sample_rate
-        if len(back) != len(taken):
-            logger.debug("pause: %d chunks re-queued, %d segments rewound", len(back), len(taken))
+        if self._settle_at is None:  # else nothing was handed since the last pause's clear
+            self._audio_source.clear_queue()
+            self._source_clears += 1
+            self._ledger.pause()
+            self._playout.rewind(now)
+            back = [chunk for start, chunk in self._handed if start >= now]
+            self._handed.clear()
+            self._settle_model = back
+            self._settle_s = sum(c.samples.shape[0] for c in back) / self._audio_source.sample_rate
+            self._settle_at = now + _SETTLE_S
+            self._pump_wake.wake()
         if (self._idle_override or self._rest) is not None:
             self._show_rest = True
         self._video_wake.wake()
+
+    def _take_back(self) -> None:
+        """Re-queue what the pause found unplayed: the probe's account, exact to the sample (every
+        report matched what was handed, and all of them are in), else the playout model's."""
+        rate = self._audio_source.sample_rate
+        model, model_s = self._settle_model, self._settle_s
+        self._settle_at, self._settle_model, self._settle_s = None, [], 0.0
+        settled = self._ledger.settled()
+        exact = self._ledger.take_back()
+        back = model
+        if exact is not None and settled and self._probe is not None and self._probe.alive:
+            back = [u.tag.cut(u.offset) for u in exact]
+        self._pause_stats["exact" if back is not model else "estimated"] += 1
+        back_s = sum(c.samples.shape[0] for c in back) / rate
+        self._playout.unhand(back_s - model_s)  # the model took back model_s: correct it
+        self._queue.put_back(back)
 
     def resume(self) -> None:
         """Continue after ``pause()``: audio and video carry on in sync from where they stopped."""
@@ -370,16 +349,16 @@ class AVSynchronizer:
         """
         self._check_usable()
         self._flush_resampler()
-        admitted = self._admitted_s
+        admitted = self._queue.admitted
         deadline = self._clock.now() + self._media_left() + _WAIT_SLACK_S
         while True:
             self._check_usable()
             now = self._clock.now()
             queued = self._playout.queued(now)
-            if not self._pending and queued <= 0 and not len(self._video):
+            if not self._queue and queued <= 0 and not len(self._video) and self._settle_at is None:
                 return
-            deadline += self._admitted_s - admitted  # audio pushed meanwhile is waited for too
-            admitted = self._admitted_s
+            deadline += self._queue.admitted - admitted  # audio pushed meanwhile is waited for
+            admitted = self._queue.admitted
             if now >= deadline:
                 self._give_up("wait_for_playout()", now - deadline + self._media_left())
                 return
@@ -388,7 +367,7 @@ class AVSynchronizer:
     def _media_left(self) -> float:
         """Seconds until everything queued now should have played and left."""
         now = self._clock.now()
-        audio = self._pending_s + self._playout.queued(now)
+        audio = self._queued_s() + self._playout.queued(now)
         newest = self._video.newest_ts()
         video = 0.0
         if newest is not None:
@@ -419,28 +398,28 @@ class AVSynchronizer:
         """Start a new timeline: the next frames' timestamps are not related to earlier ones."""
         self._aligner.reset()
         self._video.reset_pacing()
-        self._send_times.clear()
+        self._stamper.reset_rate()
 
     async def aclose(self) -> None:
         """Stop the synchronizer and cancel its tasks. Idempotent; pushes afterwards raise."""
         if self._closed:
             return
         self._closed = True
+        probe, self._probe = self._probe, None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if probe is not None:
+            await probe.aclose()
         self._signal_progress()
 
     @property
     def actual_fps(self) -> float:
         """Frames per second actually handed to the VideoSource over the last second."""
-        t = self._send_times
-        if len(t) < 2 or t[-1] <= t[0]:
-            return 0.0
-        return (len(t) - 1) / (t[-1] - t[0])
+        return self._stamper.fps
 
     @property
     def last_video_time(self) -> float:
@@ -471,14 +450,15 @@ class AVSynchronizer:
     @property
     def audio_admitted(self) -> float:
         """Seconds of audio accepted so far (a position in the stream of pushed audio)."""
-        return self._admitted_s
+        return self._queue.admitted
 
     @property
     def audio_stream_position(self) -> float:
         """How far into the pushed audio the playhead is (audio dropped by interrupts counts as
         passed), on the same scale as :attr:`audio_admitted`: marks taken from one can be compared
         with the other to tell how much of a stretch of audio has really played."""
-        return self._admitted_s - self._pending_s - self._playout.queued(self._clock.now())
+        queued = self._queued_s() + self._playout.queued(self._clock.now())
+        return self._queue.admitted - queued
 
     @property
     def playback_position(self) -> float:
@@ -514,12 +494,14 @@ class AVSynchronizer:
             timestamps_missing=a.missing_timestamps,
             timestamps_non_monotonic=a.non_monotonic,
             timestamp_jumps=a.jumps,
-            audio_queue_ms=(self._pending_s + self._playout.queued(now)) * 1000,
+            audio_queue_ms=(self._queued_s() + self._playout.queued(now)) * 1000,
             video_queue_ms=video_q * 1000,
             av_offset_ms=(self._offset_ema or 0.0) * 1000,
             playback_position=self._playout.played(now),
             waits_given_up=self._waits_given_up,
             foreign_clocks=a.foreign_clocks,
+            pauses_exact=self._pause_stats["exact"],
+            pauses_estimated=self._pause_stats["estimated"],
         )
 
     # -- input ---------------------------------------------------------------------------------
@@ -531,27 +513,27 @@ class AVSynchronizer:
             start = av_frame_time(frame)
             if start is not None:
                 timestamp = start + frame.samples / frame.sample_rate
-        rtc_frame = audio_to_rtc(frame)
-        if rtc_frame.samples_per_channel <= 0:
+        rate, _, count = frame_samples(frame)
+        if count <= 0:
             raise ValueError("audio frame is empty (0 samples)")
         if epoch is not None and epoch != self._epoch:
             self._counts["audio_stale"] += 1
             return
         self._counts["audio_in"] += 1
-        if self._resampler is not None and rtc_frame.sample_rate != self._resampler_rate:
+        if self._converter.changes_format(frame):
             self._flush_resampler()  # a rate change: the old resampler's tail plays first
-        samples = self._conform(rtc_frame)
+        samples = self._converter.push(frame)  # at the source's rate and channel count
         self._last_audio_ts = timestamp  # where a flushed resampler tail ends
-        if rtc_frame.sample_rate != self._audio_source.sample_rate:
+        if self._converter.buffering:
             # the resampler holds back its filter delay: what comes out ends that much earlier
-            out = 0 if samples is None else samples.shape[0] / self._audio_source.sample_rate
-            self._resampler_lag += rtc_frame.samples_per_channel / rtc_frame.sample_rate - out
+            out = samples.shape[0] / self._audio_source.sample_rate
+            self._resampler_lag += count / rate - out
             if timestamp is not None and self._aligner.mode != "arrival":
                 timestamp -= self._resampler_lag  # (arrival mode: a constant delay, no matter)
-        if samples is None or not self._admit_audio(samples, timestamp, epoch is not None):
+        if not samples.size or not self._admit_audio(samples, timestamp, epoch is not None):
             return
         await self._backpressure(
-            "push(audio)", lambda: self._pending_s - self._audio_limit(), self._pending_s
+            "push(audio)", lambda: self._queued_s() - self._audio_limit(), self._queued_s()
         )
 
     def _admit_audio(self, samples: np.ndarray, timestamp: float | None, tagged: bool) -> bool:
@@ -562,7 +544,7 @@ class AVSynchronizer:
         before = self._aligner.checkpoint()
         start, end, raw_offset = self._aligner.audio(timestamp, duration, now)
         self._log_foreign_clocks()
-        chunks = self._chunks(samples, start, end, raw_offset, now)
+        chunks = self._queue.cut(samples, start, end, raw_offset, now)
         if tagged:
             self._gate.open(now)
         if not self._gate.admit_audio(now, all(c.quiet for c in chunks), start):
@@ -575,15 +557,9 @@ class AVSynchronizer:
     def _flush_resampler(self) -> None:
         """Play the resampler's buffered tail (rate change, end of turn); it ends where the
         input did."""
-        resampler, self._resampler = self._resampler, None
+        tail = self._converter.flush()
         self._resampler_lag = 0.0
-        if resampler is None:
-            return
-        src = self._audio_source
-        parts = [np.frombuffer(f.data, dtype=np.int16) for f in resampler.flush()]
-        parts = [p for p in parts if p.size]
-        if parts:
-            tail = np.concatenate(parts).reshape(-1, src.num_channels)
+        if tail.size:
             self._admit_audio(tail, self._last_audio_ts, False)
 
     async def _backpressure(self, what: str, excess: Callable[[], float], media: float) -> None:
@@ -601,72 +577,15 @@ class AVSynchronizer:
             await self._progress_wait(timeout=left)
             self._check_usable()
 
-    def _conform(self, frame: rtc.AudioFrame) -> np.ndarray | None:
-        """Interleaved int16 samples at the source's rate and channel count (shape n x ch)."""
-        src = self._audio_source
-        data = declared_samples(frame)  # never the surplus of a buffer longer than declared
-        if frame.num_channels != src.num_channels:
-            mono = data.mean(axis=1, dtype=np.float32) if frame.num_channels > 1 else data[:, 0]
-            data = np.repeat(np.asarray(mono, dtype=np.int16)[:, None], src.num_channels, axis=1)
-        if frame.sample_rate == src.sample_rate:
-            return data if data.base is None else data.copy()  # the caller may reuse its buffer
-        if self._resampler is None or self._resampler_rate != frame.sample_rate:
-            self._resampler = rtc.AudioResampler(
-                frame.sample_rate, src.sample_rate, num_channels=src.num_channels
-            )
-            self._resampler_rate = frame.sample_rate
-        out = self._resampler.push(
-            rtc.AudioFrame(data.tobytes(), frame.sample_rate, src.num_channels, data.shape[0])
-        )
-        parts = [np.frombuffer(f.data, dtype=np.int16) for f in out if f.samples_per_channel]
-        if not parts:
-            return None
-        return np.concatenate(parts).reshape(-1, src.num_channels)
-
-    def _is_quiet(self, samples: np.ndarray) -> bool:
-        return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) < self._quiet_rms
-
-    def _chunks(
-        self, samples: np.ndarray, start: float, end: float, raw_offset: float, now: float
-    ) -> list[_Chunk]:
-        """Cut a frame into chunks of at most ``_CHUNK_S``, each judged quiet or loud."""
-        step = max(1, int(self._audio_source.sample_rate * _CHUNK_S))
-        total = samples.shape[0]
-        if total <= step:
-            return [_Chunk(samples, start, end, self._is_quiet(samples), raw_offset, now)]
-        scale = (end - start) / total
-        out = []
-        for i in range(0, total, step):
-            part = samples[i : i + step]
-            j = i + part.shape[0]
-            quiet = self._is_quiet(part)
-            out.append(_Chunk(part, start + i * scale, start + j * scale, quiet, raw_offset, now))
-        return out
-
-    def _enqueue(self, chunks: list[_Chunk]) -> None:
-        """Queue chunks for the audio loop; a short contiguous chunk is topped up, not followed,
-        so small producer frames (10 ms) still go to the source in full-size chunks."""
-        rate = self._audio_source.sample_rate
-        step = max(1, int(rate * _CHUNK_S))
-        for chunk in chunks:
-            n = chunk.samples.shape[0]
-            tail = self._pending[-1] if self._pending else None
-            if (
-                tail is not None
-                and tail.samples.shape[0] + n <= step
-                and tail.raw_offset == chunk.raw_offset
-                and abs(tail.end - chunk.start) < 1e-6
-            ):
-                tail.samples = np.concatenate((tail.samples, chunk.samples))
-                tail.end = chunk.end
-                tail.quiet = tail.quiet and chunk.quiet
-            else:
-                self._pending.append(chunk)
-            self._pending_s += n / rate
-            self._admitted_s += n / rate
+    def _enqueue(self, chunks: list[AudioChunk]) -> None:
+        self._queue.add(chunks)
         self._ensure_tasks()
         if self._pump_wake.idle:
             self._pump_wake.wake()  # it sleeps with a deadline only while it has audio queued
+
+    def _queued_s(self) -> float:
+        """Seconds of audio waiting to be handed (a pause's unplayed audio included)."""
+        return self._queue.seconds + self._settle_s
 
     async def _push_video(
         self, frame: rtc.VideoFrame | av.VideoFrame, timestamp: float | None, epoch: int | None
@@ -732,7 +651,7 @@ class AVSynchronizer:
         wall = self._playout.wall_time_of(ts) if self._playout.live else None
         if wall is not None:
             return wall
-        if self._pending and not (self._fresh and self._pending[0].quiet):
+        if self._queue and not (self._fresh and self._queue.head.quiet):
             return math.inf  # audio is about to start and will define the clock: wait for it
         if self._video_anchor is None:
             return self._clock.now()  # nothing defines the clock: show it at once
@@ -749,6 +668,10 @@ class AVSynchronizer:
     def _ensure_tasks(self) -> None:
         if self._tasks or self._closed:
             return
+        try:  # before the first capture: the probe must see every frame the source emits
+            self._probe = SourceProbe(self._audio_source, self._ledger)
+        except Exception:
+            logger.warning("AVSynchronizer: no playout probe; pauses are estimated", exc_info=True)
         self._tasks = [
             asyncio.create_task(self._run_guarded(self._audio_loop), name="avsync-audio"),
             asyncio.create_task(self._run_guarded(self._video_loop), name="avsync-video"),
@@ -795,7 +718,18 @@ class AVSynchronizer:
         # about audio_lead queued on average (more after hiccups: see _MAX_LEAD_EXTRA_S)
         fill_to = 0.0
         while not self._closed:
-            if not self._pending or self._paused_at is not None:
+            if self._settle_at is not None:
+                left = self._settle_at - self._clock.now()
+                if left > 0:
+                    await self._pump_wake.sleep(left)
+                    continue
+                late = self._settle_at + _SETTLE_MAX_S - _SETTLE_S - self._clock.now()
+                probing = self._probe is not None and self._probe.alive
+                if probing and late > 0 and not self._ledger.settled():
+                    await self._pump_wake.sleep(min(late, 0.01))  # its reports are late: wait
+                    continue
+                self._take_back()
+            if not self._queue or self._paused_at is not None:
                 fill_to = 0.0
                 await self._pump_wake.sleep(None)
                 continue
@@ -810,7 +744,7 @@ class AVSynchronizer:
                     self._hiccup(self._clock.now() - planned)  # woken late?
                     continue
                 fill_to = low + 2 * _CHUNK_S
-            head = self._pending[0]
+            head = self._queue.head
             wait = self._video_wait(head, now)
             if wait > 0:
                 self._audio_waits_video = True
@@ -819,14 +753,14 @@ class AVSynchronizer:
                 finally:
                     self._audio_waits_video = False
                 continue
-            self._pending.popleft()
+            self._queue.pop()
             self._fresh = False
             n = head.samples.shape[0]
-            self._pending_s -= n / rate
             seg = self._playout.hand(
                 now, head.start, head.end, n / rate, quiet=head.quiet, raw_offset=head.raw_offset
             )
             self._handed.append((seg.wall_start, head))
+            self._ledger.hand(head, head.samples)
             while self._handed and self._handed[0][0] < now - 0.05:
                 self._handed.popleft()
             if queued <= 0:
@@ -843,7 +777,7 @@ class AVSynchronizer:
         A slow capture (the native side busy) means the chunk may have reached the source late:
         the model is moved so it does not claim the chunk played before it was there.
         """
-        epoch = self._epoch
+        epoch, clears = self._epoch, self._source_clears
         self._capturing = True
         started = self._clock.now()
         try:
@@ -861,6 +795,10 @@ class AVSynchronizer:
             if epoch != self._epoch and not self._closed:
                 self._audio_source.clear_queue()  # it landed after the clear: drop it too
                 self._playout.clear(self._clock.now())
+            elif clears != self._source_clears and self._settle_at is not None:
+                self._audio_source.clear_queue()  # landed after a pause: it is taken back too
+                self._ledger.recleared()
+                self._settle_at = max(self._settle_at, self._clock.now() + _SETTLE_S)
             if landed is not None and not landed.done():
                 landed.set_result(None)
 
@@ -873,7 +811,7 @@ class AVSynchronizer:
         else:
             self._lead_extra *= _LEAD_DECAY
 
-    def _video_wait(self, head: _Chunk, now: float) -> float:
+    def _video_wait(self, head: AudioChunk, now: float) -> float:
         """Seconds the head audio chunk should still wait for its video to arrive (0: go).
 
         Audio that is not playing yet (start, after an interrupt or an underrun) waits until
@@ -958,23 +896,9 @@ class AVSynchronizer:
     def _capture(self, item: QueuedFrame, now: float) -> None:
         """Hand a frame to the VideoSource, stamped with the media time playing (wall time
         elapsed when no clock is defined or the media time jumped, e.g. after an interrupt)."""
-        head = self._media_now(now)
-        wall_us = self._last_ts_us + int((now - self._last_capture_at) * 1e6)
-        if head is None:
-            ts_us = wall_us
-        else:
-            if self._ts_base is None:
-                self._ts_base = head
-            ts_us = int((head - self._ts_base) * 1e6)
-            if self._last_ts_us >= 0 and abs(ts_us - wall_us) > 500_000:
-                self._ts_base = head - wall_us / 1e6  # a jump: carry on from the last stamp
-                ts_us = wall_us
-        ts_us = max(ts_us, self._last_ts_us + 1000)
-        self._last_ts_us = ts_us
-        self._last_capture_at = now
+        ts_us = self._stamper.stamp(self._media_now(now), now)
         self._video_source.capture_frame(item.frame, timestamp_us=ts_us)
         self._counts["video_out"] += 1
-        self._send_times.append(now)
 
     def _track_rest(self, item: QueuedFrame, now: float) -> None:
         """Remember the last frame shown after the audio had been quiet for a while.

@@ -575,8 +575,10 @@ class AnamAvatar(AvatarProvider):
     async def _teardown(self) -> None:
         self._closing = True
         self._stopped.set()
-        self._audio_out.put_nowait(None)
-        self._video_out.put_nowait(None)
+        for out in (self._audio_out, self._video_out):
+            while not out.empty():  # undelivered frames of a closed session are not output
+                out.get_nowait()
+            out.put_nowait(None)
         tasks = [*self._pumps, *self._interrupts]
         for task in tasks:
             task.cancel()

@@ -4,8 +4,9 @@ It behaves like a real-time streaming provider. Once started it runs one media c
 frame period, emits a video frame stamped ``n / fps`` and the audio of the same media range (in
 ~10 ms frames, each stamped with its *end* time, as ``rtc.AVSynchronizer`` expects): the turn's
 speech when there is some, silence otherwise. Speech pushed with :meth:`LocalAvatar.push_audio`
-(any rate, any channel count) is resampled with ``rtc.AudioResampler``, remixed with numpy and
-enters the output ``latency`` seconds after it was pushed; the face's mouth follows its loudness.
+(any rate, any channel count) is converted by the one audio path
+(:mod:`livekit_avsync.media.audio`) and enters the output ``latency`` seconds after it was
+pushed; the face's mouth follows its loudness.
 
 Knobs let it stand in for a remote provider in tests and the benchmark: separate audio/video
 delivery delays, per-frame jitter, a drifting media clock, no timestamps at all, and bursts of
@@ -34,8 +35,8 @@ from livekit import rtc
 from ..measure.bursts import marker_audio_samples
 from ..measure.markers import MAX_FRAME_NUMBER, stamp_marker
 from ..measure.spec import MarkerSpec
+from ..media.audio import AudioConverter
 from ..media.convert import check_audio_frame, i420_frame
-from ..media.validate import declared_samples
 from .base import AvatarProvider, OutputFrame, PlaybackFinished, ProviderError
 from .face import FaceRenderer
 
@@ -65,8 +66,7 @@ class _Turn:
 
     chunks: deque[tuple[float, np.ndarray]] = field(default_factory=deque)  # (available_at, pcm)
     head: int = 0  # samples of chunks[0] already played
-    resampler: rtc.AudioResampler | None = None
-    source: tuple[int, int] | None = None  # (rate, channels) the resampler was made for
+    converter: AudioConverter | None = None  # to the output format, for this turn
     ended: bool = False
     started: bool = False
     played: int = 0  # samples per channel emitted so far
@@ -172,40 +172,13 @@ class _SpeechQueue:
     # -- conversion ----------------------------------------------------------------------------
 
     def _convert(self, turn: _Turn, frame: rtc.AudioFrame) -> list[np.ndarray]:
-        """Remix (numpy) and resample (``rtc.AudioResampler``) one frame to the output format."""
-        channels, rate = frame.num_channels, frame.sample_rate
-        pcm = declared_samples(frame)  # never the surplus of a longer buffer
-        if channels != self.num_channels and channels > 1:
-            mixed = pcm.mean(axis=1, dtype=np.float64, keepdims=True)  # downmix to mono
-            pcm = np.rint(mixed).astype(np.int16)
-            channels = 1
-        out: list[np.ndarray] = []
-        if turn.source is not None and turn.source != (rate, channels):
-            out += self._flush(turn)  # the input format changed mid-turn
-        turn.source = (rate, channels)
-        if rate == self.sample_rate:
-            out.append(pcm)
-        else:
-            if turn.resampler is None:
-                turn.resampler = rtc.AudioResampler(rate, self.sample_rate, num_channels=channels)
-            data = rtc.AudioFrame(pcm.tobytes(), rate, channels, len(pcm))
-            out += [_pcm(f) for f in turn.resampler.push(data)]
-        return [self._to_output_channels(p) for p in out]
+        """One frame at the output format (the one conversion path, media.audio)."""
+        if turn.converter is None:
+            turn.converter = AudioConverter(self.sample_rate, self.num_channels)
+        return [turn.converter.push(frame)]
 
     def _flush(self, turn: _Turn) -> list[np.ndarray]:
-        resampler, turn.resampler = turn.resampler, None
-        if resampler is None:
-            return []
-        return [self._to_output_channels(_pcm(f)) for f in resampler.flush()]
-
-    def _to_output_channels(self, pcm: np.ndarray) -> np.ndarray:
-        if pcm.shape[1] == self.num_channels:
-            return pcm
-        return np.repeat(pcm[:, :1], self.num_channels, axis=1)  # mono -> every channel
-
-
-def _pcm(frame: rtc.AudioFrame) -> np.ndarray:
-    return np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
+        return [] if turn.converter is None else [turn.converter.flush()]
 
 
 class LocalAvatar(AvatarProvider):

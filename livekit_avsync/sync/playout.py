@@ -198,6 +198,11 @@ class AudioPlayout:
         self._cleared = True
         return taken
 
+    def unhand(self, seconds: float) -> None:
+        """Correct what a :meth:`rewind` took back: ``seconds`` more (or, if negative, fewer) of
+        the audio handed had not played (a pause measured exactly what the source emitted)."""
+        self._handed -= seconds
+
     def clear(self, now: float) -> None:
         """Everything not yet played is dropped (the source's queue was cleared at ``now``)."""
         self._discarded += self.queued(now)

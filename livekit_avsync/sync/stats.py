@@ -42,5 +42,10 @@ class SyncStats:
     foreign_clocks: bool = False
     """``auto`` mode found the audio and video timestamps on unrelated clocks (now ``arrival``)."""
 
+    pauses_exact: int = 0
+    """Pauses whose unplayed audio was taken back to the sample (the source's own report)."""
+    pauses_estimated: int = 0
+    """Pauses where that report could not be trusted and the playout model decided (to ~10 ms)."""
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
