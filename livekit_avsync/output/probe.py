@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
+from ..background import TaskOwner, owned_task
 from ..sync.ledger import PlayedLedger
 
 __all__ = ["SourceProbe"]
@@ -27,7 +28,9 @@ logger = logging.getLogger("livekit_avsync")
 class SourceProbe:
     """The reader of one source's emitted audio; :meth:`aclose` ends it."""
 
-    def __init__(self, source: rtc.AudioSource, ledger: PlayedLedger[Any]) -> None:
+    def __init__(
+        self, source: rtc.AudioSource, ledger: PlayedLedger[Any], *, owner: TaskOwner
+    ) -> None:
         self._ledger = ledger
         track = rtc.LocalAudioTrack.create_audio_track("avsync-playout-probe", source)
         # opened now, before the first capture, so no emitted frame is missed
@@ -35,7 +38,7 @@ class SourceProbe:
             track, sample_rate=source.sample_rate, num_channels=source.num_channels
         )
         self.alive = True
-        self._task = asyncio.create_task(self._read(), name="avsync-playout-probe")
+        self._task = owned_task(owner, self._read(), name="avsync-playout-probe")
 
     async def _read(self) -> None:
         try:

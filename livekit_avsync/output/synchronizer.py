@@ -13,6 +13,7 @@ import av
 import numpy as np
 from livekit import rtc
 
+from ..background import TaskOwner, owned_task
 from ..media.audio import AudioConverter, frame_samples
 from ..media.convert import av_frame_time, video_to_rtc
 from ..media.validate import check_frame, check_source_open
@@ -55,7 +56,7 @@ _SETTLE_MAX_S = 0.5  # ...or later, once the probe has read the silence after th
 # machine delivers its reports late); past this the playout model decides
 
 
-class AVSynchronizer:
+class AVSynchronizer(TaskOwner):
     """Lip-syncs audio and video into LiveKit sources, with audio as the master clock.
 
     A drop-in superset of ``livekit.rtc.AVSynchronizer``: same constructor keywords and methods.
@@ -175,6 +176,7 @@ class AVSynchronizer:
         self._closed = False
         self._error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        TaskOwner.__init__(self)  # an instance never closed says so once, when collected
         self._pump_wake = Waker(self._clock)
         self._video_wake = Waker(self._clock)
         self._progress: asyncio.Future[None] | None = None  # made only while someone waits
@@ -399,6 +401,12 @@ class AVSynchronizer:
         self._aligner.reset()
         self._video.reset_pacing()
         self._stamper.reset_rate()
+
+    async def __aenter__(self) -> AVSynchronizer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the synchronizer and cancel its tasks. Idempotent; pushes afterwards raise."""
@@ -669,12 +677,12 @@ class AVSynchronizer:
         if self._tasks or self._closed:
             return
         try:  # before the first capture: the probe must see every frame the source emits
-            self._probe = SourceProbe(self._audio_source, self._ledger)
+            self._probe = SourceProbe(self._audio_source, self._ledger, owner=self)
         except Exception:
             logger.warning("AVSynchronizer: no playout probe; pauses are estimated", exc_info=True)
         self._tasks = [
-            asyncio.create_task(self._run_guarded(self._audio_loop), name="avsync-audio"),
-            asyncio.create_task(self._run_guarded(self._video_loop), name="avsync-video"),
+            owned_task(self, self._run_guarded(self._audio_loop), name="avsync-audio"),
+            owned_task(self, self._run_guarded(self._video_loop), name="avsync-video"),
         ]
 
     async def _run_guarded(self, loop_fn: Callable[[], Awaitable[None]]) -> None:
