@@ -40,6 +40,7 @@ __all__ = [
     "format_scale_table",
     "plot_scale",
     "record_marker_avatar",
+    "rows_from_json",
     "rows_to_json",
     "run_scale_bench",
 ]
@@ -206,7 +207,8 @@ async def _measure(
         viewer_cores=(mine.user + mine.system - mine0.user - mine0.system) / elapsed,
         skew_p95_ms=max(p95s) if len(p95s) == n else None,
         skew_p95_median_ms=statistics.median(p95s) if p95s else None,
-        concealed_ms_per_min=1000.0 * _sum(quality, "audio_concealed") / (elapsed / 60) / n,
+        # counters are sampled, not atomic: a window may read a hair below zero
+        concealed_ms_per_min=max(0.0, 1000 * _sum(quality, "audio_concealed") / (elapsed / 60) / n),
         freezes=int(_sum(quality, "video_freezes")),
         missing_frames=sum(len(c.missing) for c in continuity),
         repeated_frames=sum(c.repeated for c in continuity),
@@ -368,12 +370,11 @@ def plot_scale(rows: Sequence[ScaleRow], path: str | os.PathLike[str]) -> Path:
     for r in rows:
         if not r.error:
             series.setdefault((r.size, r.provider.split(":")[0]), []).append(r)
-    for (size, provider), points in series.items():
-        n = [p.sessions for p in points]
-        label = f"{size} {provider}"
-        cost.plot(n, [100 * p.cores_per_session for p in points], marker="o", label=label)
-        cost.plot(n, [100 * p.split.get("ours", 0.0) for p in points], ls="--", marker=".")
-        quality.plot(n, [p.skew_p95_ms or math.nan for p in points], marker="o", label=label)
+    for i, ((size, provider), points) in enumerate(series.items()):
+        n, color, label = [p.sessions for p in points], f"C{i}", f"{size} {provider}"
+        cost.plot(n, [100 * p.cores_per_session for p in points], "o-", c=color, label=label)
+        cost.plot(n, [100 * p.split.get("ours", 0.0) for p in points], ".--", c=color)
+        quality.plot(n, [p.skew_p95_ms or math.nan for p in points], "o-", c=color, label=label)
     cost.set(xlabel="sessions on one worker", ylabel="% of a core per session (dashed: ours)")
     quality.axhline(SKEW_LIMIT_MS, color="grey", ls=":")
     quality.set(xlabel="sessions on one worker", ylabel="worst subscriber |skew| p95 (ms)")
@@ -389,3 +390,8 @@ def plot_scale(rows: Sequence[ScaleRow], path: str | os.PathLike[str]) -> Path:
 
 def rows_to_json(rows: Sequence[ScaleRow]) -> list[dict[str, Any]]:
     return [asdict(r) | {"broken": r.broken} for r in rows]
+
+
+def rows_from_json(data: list[dict[str, Any]]) -> list[ScaleRow]:
+    """Rows written by :func:`rows_to_json` (to plot or tabulate a saved run again)."""
+    return [ScaleRow(**{k: v for k, v in d.items() if k != "broken"}) for d in data]
