@@ -23,8 +23,8 @@ __all__ = [
     "ProviderFailedEvent",
     "ProviderRecorder",
     "RecordedProvider",
-    "SyncMode",
     "SyncMetrics",
+    "SyncMode",
     "SyncStats",
 ]
 __version__ = "0.1.0"

@@ -33,7 +33,6 @@ __all__ = ["AvatarSession", "OnProviderFailure", "ProviderFailedEvent"]
 logger = logging.getLogger("livekit_avsync")
 
 _POLL_S = 0.01
-_JOIN_POLL_S = 0.02
 _END_GRACE_S = 1.0  # after the provider's output ends: wait for its other stream, then playout
 _TASK_CANCEL_S = 2.0  # how long a cancelled task may take to finish before it is abandoned
 
@@ -155,6 +154,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
         self._started_at: float | None = None
         self._listeners: list[tuple[Any, str, Callable[..., None]]] = []
         self._rejected: Counter[str] = Counter()
+        self._first_frame = asyncio.Event()  # a video frame has left for the VideoSource
 
     # -- accessors -----------------------------------------------------------------------------
 
@@ -285,7 +285,10 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
 
     def _synchronizer_for(self, provider: AvatarProvider) -> AVSynchronizer:
         assert self._audio_source is not None and self._video_source is not None
-        options: dict[str, Any] = {"sync_mode": provider.sync_mode, "av_offset": -provider.video_lag}
+        options: dict[str, Any] = {
+            "sync_mode": provider.sync_mode,
+            "av_offset": -provider.video_lag,
+        }
         if not isinstance(provider, VoiceOnly):
             options.update(self._sync_options)
         return AVSynchronizer(
@@ -406,6 +409,8 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
     async def _poll_playback(self) -> None:
         while not self._closed:
             self.audio_output.poll()
+            if not self._first_frame.is_set() and self.synchronizer.stats.video_frames_out:
+                self._first_frame.set()
             await asyncio.sleep(_POLL_S)
 
     async def _report_metrics(self) -> None:
@@ -439,8 +444,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
         ``wait_for_join()``."""
         if self._publisher is not None:
             await self._publisher.published.wait()
-        while self.synchronizer.stats.video_frames_out == 0:
-            await asyncio.sleep(_JOIN_POLL_S)
+        await self._first_frame.wait()
         joined = time.time()
         self._emit_metrics(
             AvatarMetrics(
