@@ -81,7 +81,6 @@ class AvatarAudioOutput(AudioOutput):
         self._closed = False
         self._closed_ev = asyncio.Event()
         self._ready: asyncio.Event | None = None
-        self._discarding = False  # the rest of a segment cut short by a provider switch
         self._run: _Run | None = None  # the stretch of the head turn playing now
 
     def set_ready(self, ready: asyncio.Event | None) -> None:
@@ -90,12 +89,9 @@ class AvatarAudioOutput(AudioOutput):
 
     def switch(self, provider: AvatarProvider, synchronizer: AVSynchronizer) -> None:
         """Go on with another provider and synchronizer (the voice-only fallback): turns under
-        way are reported interrupted where the listener got to, the rest of a segment being
-        captured now is dropped, and later turns go to ``provider``."""
-        position = self._sync.audio_stream_position
-        capturing = self._capturing is not None
-        self._finish_all(position)
-        self._discarding = capturing
+        way end where the listener got to (the one being captured when its input ends, its
+        remaining audio dropped), and later turns go to ``provider``."""
+        self._cut_all(self._sync.audio_stream_position)
         self._provider, self._sync = provider, synchronizer
         self._admitted_seen, self._admitted_changed = 0.0, time.monotonic()
 
@@ -106,37 +102,36 @@ class AvatarAudioOutput(AudioOutput):
         if ready is not None and not ready.is_set() and not self._closed:
             await _first_of(ready, self._closed_ev)
         await super().capture_frame(frame)
-        if self._closed and not self._discarding:
-            # the avatar is gone: the segment is reported at once, nothing played, and the rest
-            # of it is dropped (never forwarded into a closed provider or source)
-            self._turns.append(Turn())
-            self._finish_all(0.0)
-            self._discarding = True
-        if self._discarding:
-            return
         if self._capturing is None:
             self._capturing = Turn()
-            self._turns.append(self._capturing)
-        self._capturing.speech_in += frame.duration
-        await self._provider.push_audio(frame)
+            if self._closed:  # the avatar is gone: nothing of this segment ever plays
+                self._capturing.cut = 0.0
+            else:
+                self._turns.append(self._capturing)
+        turn = self._capturing
+        turn.speech_in += frame.duration
+        if turn.cut is None:  # a cut turn's audio is dropped, never sent to a closed provider
+            await self._provider.push_audio(frame)
 
     def flush(self) -> None:
         super().flush()
-        if self._discarding:
-            self._discarding = False
-            return
         turn, self._capturing = self._capturing, None
         if turn is None:
             return
         turn.input_done = True
         turn.done_at = time.monotonic()
-        if not self._closed:
+        if turn.cut is not None:
+            self._report_cut(turn)
+        elif not self._closed:
             self._spawn(self._provider.end_turn())
 
     def clear_buffer(self) -> None:
-        self._discarding = False
         position = self._sync.audio_stream_position if not self._closed else 0.0
         self._on_interrupt()
+        turn = self._capturing
+        if turn is not None and turn.cut is not None:
+            self._capturing = None
+            self._report_cut(turn)
         self._finish_all(position)
 
     def _finish_all(self, position: float) -> None:
@@ -151,6 +146,26 @@ class AvatarAudioOutput(AudioOutput):
                 self._end_run(heard)
             self.on_playback_finished(playback_position=heard, interrupted=True)
         self._run = None
+
+    def _cut_all(self, position: float) -> None:
+        """Turns under way end at what was heard: reported now if their input is complete; the
+        one still being captured is reported when its input ends (a TranscriptSynchronizer in
+        front needs the segment's input done first), and its remaining audio is dropped."""
+        unfinished = [t for t in self._turns if not t.finished]
+        self._turns.clear()
+        for i, turn in enumerate(unfinished):
+            heard = turn.position(position) if i == 0 else 0.0
+            if i == 0:
+                self._end_run(heard)
+            turn.cut = heard
+            if turn is not self._capturing:
+                self._report_cut(turn)
+        self._run = None
+
+    def _report_cut(self, turn: Turn) -> None:
+        if not turn.finished:
+            turn.finished = True
+            self.on_playback_finished(playback_position=turn.cut or 0.0, interrupted=True)
 
     def pause(self) -> None:
         super().pause()
@@ -254,12 +269,9 @@ class AvatarAudioOutput(AudioOutput):
         """Stop forwarding; unfinished turns are reported as interrupted where they stood, and
         later calls from the session are harmless (the AgentSession may outlive the avatar)."""
         if not self._closed:
-            position = self._sync.audio_stream_position
-            capturing = self._capturing is not None
             self._closed = True
             self._closed_ev.set()
-            self._finish_all(position)
-            self._discarding = capturing
+            self._cut_all(self._sync.audio_stream_position)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
