@@ -1,4 +1,9 @@
-"""AvatarSession: attach an avatar provider to a livekit-agents AgentSession, lip-synced."""
+"""AvatarSession: attach an avatar provider to a livekit-agents AgentSession, lip-synced.
+
+The lifecycle lives here (start in either order, close at any moment, the provider-failure
+policy) because each step needs the others' state; publishing, forwarding, the audio output,
+metrics, the voice-only provider and the task helpers are modules of their own.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,8 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 from livekit.agents.metrics.base import AvatarMetrics, Metadata
@@ -20,9 +24,12 @@ from livekit.agents.voice.io import AudioOutput
 from ..output.synchronizer import AVSynchronizer
 from ..providers.base import AvatarProvider
 from .audio_output import AvatarAudioOutput
+from .chain import install_tail, roomio_subscribed
+from .events import AvatarEvent, OnProviderFailure, ProviderFailedEvent
 from .forwarding import MediaForwarder
 from .metrics import SyncMetrics, SyncMetricsWindow
 from .publishing import RoomAudioRemover, TrackPublisher
+from .tasks import bounded, log_failure, settle
 from .voice_only import VoiceOnly
 
 if TYPE_CHECKING:
@@ -35,23 +42,6 @@ logger = logging.getLogger("livekit_avsync")
 _POLL_S = 0.01
 _END_GRACE_S = 1.0  # after the provider's output ends: wait for its other stream, then playout
 _TASK_CANCEL_S = 2.0  # how long a cancelled task may take to finish before it is abandoned
-
-OnProviderFailure = Literal["voice_only", "end_session"]
-"""What an AvatarSession does when its provider fails or leaves mid-session."""
-
-AvatarEvent = Literal["provider_failed", "sync_metrics"]
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderFailedEvent:
-    """The ``provider_failed`` event: the provider failed or left, and what was done about it."""
-
-    provider: str
-    reason: str
-    error: BaseException | None
-    action: OnProviderFailure
-    """``"voice_only"``: the agent goes on speaking, audio only (the video track is
-    unpublished); ``"end_session"``: the AgentSession is shut down."""
 
 
 class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
@@ -299,24 +289,16 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
         )
 
     def _install(self, agent_session: AgentSession, room: rtc.Room | None) -> None:
-        """Become the tail of the session's audio chain, keeping every wrapper in front."""
+        """Become the tail of the session's audio chain, keeping every wrapper in front; take
+        RoomIO's own agent audio track down if RoomIO's output was the tail displaced."""
         assert self._output is not None
-        output = agent_session.output
-        previous = output.audio
-        tail = previous
-        while tail is not None and tail.next_in_chain is not None:
-            tail = tail.next_in_chain
-        output.replace_audio_tail(self._output)
-        whole = output.audio is self._output  # no wrapper in front: the chain was replaced
+        whole, previous, displaced = install_tail(agent_session, self._output)
         self._restore = (whole, previous)
-        displaced = previous if whole else tail
         if room is not None and displaced is not None and displaced.label == "RoomIO":
-            try:
-                subscribed = agent_session.room_io.subscribed_fut
-            except RuntimeError:
-                subscribed = None
             assert self._publisher is not None
-            self._remover = RoomAudioRemover(room, self._publisher.audio_track, subscribed)
+            self._remover = RoomAudioRemover(
+                room, self._publisher.audio_track, roomio_subscribed(agent_session)
+            )
             self._remover.start()
 
     async def aclose(self) -> None:
@@ -333,7 +315,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
         self._closed = True
         if self._close_task is None:
             self._close_task = asyncio.create_task(self._teardown(), name="avsync-close")
-            self._close_task.add_done_callback(_log_failure)
+            self._close_task.add_done_callback(log_failure)
         if self._close_task is not asyncio.current_task():
             await asyncio.shield(self._close_task)
 
@@ -361,7 +343,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
         for extra in (self._finishing, self._failing, self._closing, self._wait_avatar_join_task):
             if extra is not None and extra is not asyncio.current_task():
                 tasks.append(extra)
-        await _settle(tasks, _TASK_CANCEL_S)
+        await settle(tasks, _TASK_CANCEL_S)
         self._tasks.clear()
         self._emit_sync_metrics(final=True)
         if self._output is not None:
@@ -379,16 +361,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
                 await source.aclose()
 
     async def _bounded(self, aw: Any, what: str) -> None:
-        """Await ``aw`` for at most ``close_timeout``; log a failure or overrun and move on."""
-        task = asyncio.ensure_future(aw)
-        done, _ = await asyncio.wait({task}, timeout=self._close_timeout)
-        if not done:
-            logger.error("%s took more than %g s: abandoned", what, self._close_timeout)
-            task.cancel()
-            task.add_done_callback(_log_failure)
-            return
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s failed", what, exc_info=task.exception())
+        await bounded(aw, what, self._close_timeout)
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -463,7 +436,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
         self.synchronizer.clear_queue_nowait()
         logger.info("avatar interrupted: queued audio and video flushed")
         task = asyncio.create_task(self._provider.interrupt(), name="avsync-interrupt")
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(log_failure)
 
     # -- provider failure ----------------------------------------------------------------------
 
@@ -489,7 +462,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
             self._close_soon(f"provider failed ({reason}): ending the session")
             return
         self._failing = asyncio.create_task(self._fall_back(event), name="avsync-fall-back")
-        self._failing.add_done_callback(_log_failure)
+        self._failing.add_done_callback(log_failure)
 
     async def _fall_back(self, event: ProviderFailedEvent) -> None:
         """Go on audio only: the agent's speech goes straight to the audio source."""
@@ -497,7 +470,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
         current = asyncio.current_task()
         forwards = [t for t in self._forwarding() if t is not current]
         self._tasks = [t for t in self._tasks if t not in forwards]
-        await _settle(forwards, _TASK_CANCEL_S)
+        await settle(forwards, _TASK_CANCEL_S)
         with contextlib.suppress(RuntimeError):
             old_sync.clear_queue_nowait()  # the failed provider's speech stops where it was
         voice = VoiceOnly(replaces=self._label)
@@ -533,7 +506,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
             if self._finishing is not None:
                 self._finishing.cancel()  # no time left for a graceful end
             self._closing = asyncio.create_task(self.aclose(), name="avsync-close-soon")
-            self._closing.add_done_callback(_log_failure)
+            self._closing.add_done_callback(log_failure)
 
     def _finish_soon(self) -> None:
         """The provider's output ended: let the rest arrive and play out, then handle it."""
@@ -589,28 +562,3 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
             ctx = None
         if ctx is not None:
             ctx.add_shutdown_callback(self.aclose)
-
-
-async def _settle(
-    tasks: Iterable[asyncio.Future[Any]], timeout: float, cancel: bool = True
-) -> None:
-    """Cancel ``tasks`` (unless ``cancel`` is False) and wait up to ``timeout`` for them to end;
-    a task still running then ignores cancellation: logged and abandoned."""
-    current = asyncio.current_task()
-    pending = {t for t in tasks if t is not current and not t.done()}
-    if not pending:
-        return
-    if cancel:
-        for task in pending:
-            task.cancel()
-    _, stuck = await asyncio.wait(pending, timeout=timeout)
-    if cancel:
-        for task in stuck:
-            name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
-            logger.error("avatar task %s ignored cancellation for %g s: abandoned", name, timeout)
-
-
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        name = task.get_name() if isinstance(task, asyncio.Task) else "avatar task"
-        logger.error("%s failed", name, exc_info=task.exception())
