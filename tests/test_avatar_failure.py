@@ -102,7 +102,7 @@ async def test_by_default_the_agent_keeps_talking_with_audio_only() -> None:
         await asyncio.sleep(0.2)
         first, last = capture.first_sound(after=since), capture.last_sound(after=since)
         assert first is not None and last is not None
-        assert last - first == pytest.approx(1.0, abs=0.06)
+        assert 1.0 - 0.06 <= last - first <= 1.0 + 0.4  # all of it (a busy machine adds gaps)
         assert not finished[-1].interrupted
         assert finished[-1].playback_position == pytest.approx(1.0, abs=0.03)
         # barge-in still stops it at once
