@@ -198,8 +198,8 @@ def _session(ctx: JobContext) -> tuple[AgentSession, Agent]:
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    """One job: the agent speaks through the avatar in the job's room."""
-    await ctx.connect()
+    """One job: the agent speaks through the avatar in the job's room (no ``ctx.connect()``:
+    ``session.start`` connects the room; the avatar publishes as soon as it is connected)."""
     session, agent = _session(ctx)
     width, height = _video_size()
     avatar = AvatarSession(

@@ -1,6 +1,6 @@
 """livekit-avsync: lip-synced avatar audio and video for LiveKit agents."""
 
-from .agents import AvatarAudioOutput, AvatarSession
+from .agents import AvatarAudioOutput, AvatarSession, ProviderFailedEvent, SyncMetrics
 from .output import AVSynchronizer
 from .providers import (
     AvatarProvider,
@@ -20,8 +20,10 @@ __all__ = [
     "LocalAvatar",
     "OutputFrame",
     "ProviderError",
+    "ProviderFailedEvent",
     "ProviderRecorder",
     "RecordedProvider",
+    "SyncMetrics",
     "SyncMode",
     "SyncStats",
 ]

@@ -52,13 +52,19 @@ class LocalParticipantStandIn:
 
 
 class RoomStandIn:
-    """Connected room with a local participant; ``disconnect()`` emits "disconnected"."""
+    """Room with a local participant, connected unless ``connected=False`` (then ``connect()``
+    connects it, as ``AgentSession.start`` does in a job); ``disconnect()`` emits
+    "disconnected"."""
 
-    def __init__(self, name: str = "test-room") -> None:
+    def __init__(self, name: str = "test-room", *, connected: bool = True) -> None:
         self.name = name
         self.local_participant = LocalParticipantStandIn()
         self._handlers: dict[str, list[Callable[..., Any]]] = {}
+        self._connected = connected
+
+    async def connect(self, url: str = "", token: str = "") -> None:
         self._connected = True
+        self.emit("connection_state_changed", rtc.ConnectionState.CONN_CONNECTED)
 
     def isconnected(self) -> bool:
         return self._connected

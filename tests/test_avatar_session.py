@@ -20,7 +20,7 @@ from livekit.agents.voice.io import PlaybackFinishedEvent
 from room_stand_in import RoomStandIn
 from session_helpers import as_stream
 
-from livekit_avsync import AvatarSession, LocalAvatar
+from livekit_avsync import AvatarSession, LocalAvatar, ProviderFailedEvent
 from livekit_avsync.measure import LoopbackCapture
 from livekit_avsync.providers.base import AvatarProvider, OutputFrame
 from livekit_avsync.providers.face import FaceRenderer
@@ -266,17 +266,50 @@ class FiniteAvatar(AvatarProvider):
         pass
 
 
-async def test_a_provider_whose_output_ends_is_played_out_before_the_session_closes() -> None:
+async def test_a_provider_whose_output_ends_is_played_out_then_the_voice_goes_on_alone() -> None:
+    """Default ``on_provider_failure="voice_only"``: all of the provider's output plays, then the
+    video track goes and the audio track stays, with an event saying why."""
     room = RoomStandIn()
     avatar = avatar_with(FiniteAvatar())
+    failures: list[ProviderFailedEvent] = []
+    avatar.on("provider_failed", failures.append)
     await avatar.start(AgentSession(), room)  # type: ignore[arg-type]
     sync = avatar.synchronizer
-    for _ in range(200):  # it closes by itself: unpublished once everything has played
-        if not room.local_participant.published:
+    for _ in range(200):
+        if failures:
             break
         stats = sync.stats
         await asyncio.sleep(0.02)
-    assert not room.local_participant.published
+    assert [f.action for f in failures] == ["voice_only"] and "ended" in failures[0].reason
     assert stats.audio_frames_in == len(tone_frames(0.6, rate=SR))
     assert stats.playback_position == pytest.approx(0.6, abs=0.03)  # the last frames too
+    sources = {p.options.source for p in room.local_participant.published.values()}
+    assert sources == {rtc.TrackSource.SOURCE_MICROPHONE} and avatar.voice_only
+    await avatar.aclose()
+    assert not room.local_participant.published
+
+
+async def test_a_provider_whose_output_ends_ends_the_session_when_asked() -> None:
+    room, session = RoomStandIn(), AgentSession()
+    avatar = AvatarSession(
+        provider=FiniteAvatar(),
+        video_width=W,
+        video_height=H,
+        video_fps=FPS,
+        audio_sample_rate=SR,
+        on_provider_failure="end_session",
+    )
+    failures: list[ProviderFailedEvent] = []
+    avatar.on("provider_failed", failures.append)
+    await avatar.start(session, room)  # type: ignore[arg-type]
+    await session.start(Agent(instructions="test"))
+    session_closed = asyncio.Event()
+    session.on("close", lambda _: session_closed.set())
+    await asyncio.wait_for(session_closed.wait(), 10)
+    for _ in range(200):  # and the avatar closes with it: unpublished
+        if not room.local_participant.published:
+            break
+        await asyncio.sleep(0.02)
+    assert not room.local_participant.published
+    assert [f.action for f in failures] == ["end_session"]
     await avatar.aclose()

@@ -1,54 +1,81 @@
-"""AvatarSession: attach an avatar provider to a livekit-agents AgentSession, lip-synced."""
+"""AvatarSession: attach an avatar provider to a livekit-agents AgentSession, lip-synced.
+
+The lifecycle lives here (start in either order, close at any moment, the provider-failure
+policy) because each step needs the others' state; publishing, forwarding, the audio output,
+metrics, the voice-only provider and the task helpers are modules of their own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import av
-import numpy as np
 from livekit import rtc
+from livekit.agents.metrics.base import AvatarMetrics, Metadata
+from livekit.agents.voice.avatar import AvatarSession as _AgentsAvatarSession
+from livekit.agents.voice.io import AudioOutput
 
-from ..media.convert import audio_to_rtc
-from ..media.validate import declared_samples
 from ..output.synchronizer import AVSynchronizer
-from ..providers.base import AvatarProvider, OutputFrame
+from ..providers.base import AvatarProvider
 from .audio_output import AvatarAudioOutput
+from .chain import install_tail, roomio_subscribed
+from .events import AvatarEvent, OnProviderFailure, ProviderFailedEvent
+from .forwarding import MediaForwarder
+from .metrics import SyncMetrics, SyncMetricsWindow
+from .publishing import RoomAudioRemover, TrackPublisher
+from .tasks import bounded, log_failure, settle
+from .voice_only import VoiceOnly
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
 
-__all__ = ["AvatarSession"]
+__all__ = ["AvatarSession", "OnProviderFailure", "ProviderFailedEvent"]
 
 logger = logging.getLogger("livekit_avsync")
 
 _POLL_S = 0.01
-_UNPUBLISH_TIMEOUT_S = 2.0  # an unpublish request the server does not answer in time is left
 _END_GRACE_S = 1.0  # after the provider's output ends: wait for its other stream, then playout
-_SPEECH_RMS = 32768.0 * 10 ** (-45 / 20)  # loudness that counts as speech for untagged audio
 _TASK_CANCEL_S = 2.0  # how long a cancelled task may take to finish before it is abandoned
 
 
-class AvatarSession:
+class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
     """Runs an avatar provider for an AgentSession and publishes its lip-synced tracks.
 
-    Use it the way livekit-agents' avatar plugins are used::
+    Use it the way livekit-agents' avatar plugins are used, before or after ``session.start``,
+    with the room connected or not (``session.start`` connects it in a job)::
 
         avatar = AvatarSession(provider=LocalAvatar())
         await avatar.start(session, room=ctx.room)
         await session.start(agent=MyAgent(), room=ctx.room)
 
     It publishes the avatar's audio (SOURCE_MICROPHONE) and video (SOURCE_CAMERA) in one
-    ``stream`` so receivers lip-sync them, replaces the session's audio output with one that
-    forwards TTS audio to the provider, and runs the provider's output through an
-    :class:`~livekit_avsync.AVSynchronizer`. Barge-in flushes the synchronizer and interrupts the
-    provider at once; frames the provider had in flight are dropped by generation or by the
-    synchronizer's stale-tail gate. Closing (``aclose()``, session close or room disconnect)
-    unpublishes the tracks, stops the provider and cancels every task.
+    ``stream`` as soon as the room is connected, installs an :class:`AvatarAudioOutput` at the tail
+    of the session's audio chain (``replace_audio_tail``: RoomIO's TranscriptSynchronizer and
+    recorder stay in front; RoomIO's own agent audio track is unpublished), and runs the
+    provider's output through an :class:`~livekit_avsync.AVSynchronizer`. Barge-in flushes the
+    synchronizer and interrupts the provider at once. Closing (``aclose()``, session close, room
+    disconnect, job shutdown) unpublishes the tracks, stops the provider and cancels every task.
+
+    Events (``on(...)``): ``metrics_collected`` (livekit-agents' ``AvatarMetrics``: the join, and
+    each turn's playback latency; also emitted on the AgentSession), ``sync_metrics``
+    (:class:`~livekit_avsync.agents.SyncMetrics` every ``metrics_interval`` seconds and at close),
+    ``provider_failed`` (:class:`ProviderFailedEvent`).
+
+    ``on_provider_failure`` says what happens when the provider fails or leaves mid-session:
+    ``"voice_only"`` (default) keeps the agent talking with audio only and unpublishes the video
+    track; ``"end_session"`` shuts the AgentSession down cleanly.
+
+    It subclasses livekit-agents' ``AvatarSession`` (the type, ``metrics_collected``,
+    ``wait_for_join()``, per-turn ``AvatarMetrics``) but not its ``start()``/``aclose()``: the
+    base needs a room and times the join from the room's connection, and its ``aclose()``
+    removes the participant ``avatar_identity`` from the room, which here is the agent itself
+    (this avatar publishes as the agent, not as a participant of its own).
     """
 
     def __init__(
@@ -62,9 +89,11 @@ class AvatarSession:
         audio_channels: int = 1,
         stream_name: str = "avatar",
         sync_options: dict[str, Any] | None = None,
-        connect_timeout: float = 30.0,
+        on_provider_failure: OnProviderFailure = "voice_only",
+        metrics_interval: float | None = 5.0,
         close_timeout: float = 60.0,
     ) -> None:
+        super().__init__()
         if video_width <= 0 or video_height <= 0:
             raise ValueError(f"video size must be positive, got {video_width}x{video_height}")
         if video_fps <= 0:
@@ -73,6 +102,13 @@ class AvatarSession:
             raise ValueError(f"audio_channels must be 1 or 2, got {audio_channels}")
         if close_timeout <= 0:
             raise ValueError(f"close_timeout must be positive, got {close_timeout}")
+        if on_provider_failure not in ("voice_only", "end_session"):
+            raise ValueError(
+                "on_provider_failure must be 'voice_only' or 'end_session', "
+                f"got {on_provider_failure!r}"
+            )
+        if metrics_interval is not None and metrics_interval <= 0:
+            raise ValueError(f"metrics_interval must be positive or None, got {metrics_interval}")
         if provider is None:
             from ..providers.local import LocalAvatar
 
@@ -80,35 +116,58 @@ class AvatarSession:
                 width=video_width, height=video_height, fps=video_fps, sample_rate=audio_sample_rate
             )
         self._provider = provider
+        self._label = provider.label
         self._width, self._height, self._fps = video_width, video_height, video_fps
         self._sample_rate, self._channels = audio_sample_rate, audio_channels
         self._stream_name = stream_name
         self._sync_options = dict(sync_options or {})
-        self._connect_timeout = connect_timeout
+        self._on_failure: OnProviderFailure = on_provider_failure
+        self._metrics_interval = metrics_interval
         self._close_timeout = close_timeout
-        self._room: rtc.Room | None = None
-        self._agent_session: AgentSession | None = None
         self._audio_source: rtc.AudioSource | None = None
         self._video_source: rtc.VideoSource | None = None
         self._sync: AVSynchronizer | None = None
         self._output: AvatarAudioOutput | None = None
-        self._publications: list[rtc.LocalTrackPublication] = []
+        self._forwarder: MediaForwarder | None = None
+        self._publisher: TrackPublisher | None = None
+        self._remover: RoomAudioRemover | None = None
+        self._window: SyncMetricsWindow | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._min_generation = 0
+        self._retired: list[AvatarProvider] = []  # providers replaced by the voice-only fallback
         self._closing: asyncio.Task[None] | None = None
         self._finishing: asyncio.Task[None] | None = None
+        self._failing: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
         self._starting: asyncio.Event | None = None  # set when start() has returned or raised
-        self._previous_output: Any = None
+        self._restore: tuple[bool, AudioOutput | None] = (False, None)
         self._closed = False
+        self._started_at: float | None = None
         self._listeners: list[tuple[Any, str, Callable[..., None]]] = []
         self._rejected: Counter[str] = Counter()
+        self._first_frame = asyncio.Event()  # a video frame has left for the VideoSource
 
     # -- accessors -----------------------------------------------------------------------------
 
     @property
-    def provider(self) -> AvatarProvider:
+    def provider(self) -> str:
+        """The provider's name (livekit-agents' ``AvatarSession.provider``), e.g. ``"local"``."""
+        return self._label
+
+    @property
+    def avatar_provider(self) -> AvatarProvider:
+        """The provider driving the avatar now (a ``VoiceOnly`` one after a fallback)."""
         return self._provider
+
+    @property
+    def avatar_identity(self) -> str:
+        """The avatar publishes as the agent: the room's local participant."""
+        room = self._room
+        return room.local_participant.identity if room is not None and room.isconnected() else ""
+
+    @property
+    def voice_only(self) -> bool:
+        """True once the provider failed and the agent goes on with audio only."""
+        return isinstance(self._provider, VoiceOnly)
 
     @property
     def synchronizer(self) -> AVSynchronizer:
@@ -136,7 +195,7 @@ class AvatarSession:
 
     @property
     def publications(self) -> list[rtc.LocalTrackPublication]:
-        return list(self._publications)
+        return self._publisher.publications if self._publisher is not None else []
 
     @property
     def rejected_frames(self) -> dict[str, int]:
@@ -148,22 +207,26 @@ class AvatarSession:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, agent_session: AgentSession, room: rtc.Room | None = None) -> None:
-        """Start the provider, publish the tracks and take over the session's audio output.
+        """Start the provider and take over the session's voice; publish when the room connects.
 
-        Call it before ``agent_session.start(...)``. ``room`` may be None to run without
-        publishing (the sources are still fed, e.g. for local tests and the offline demo).
+        Before or after ``agent_session.start(...)``, with ``room`` connected or not: it returns
+        once the provider is up (and the tracks are published, if the room is connected), never
+        waiting for a connection. ``room`` may be None to run without publishing (the sources are
+        still fed, e.g. for local tests and the offline demo).
         """
         if self._closed:
             raise RuntimeError("AvatarSession is closed: start() cannot run after aclose()")
         if self._sync is not None:
             raise RuntimeError("AvatarSession.start() was already called")
         self._starting = asyncio.Event()
+        self._started_at = time.time()
         try:
             await self._start(agent_session, room)
         except BaseException as exc:
             self._starting.set()
             if self._closed:  # aclose() came during start(): it tears everything down
-                await self._unpublish_tracks()  # any published after the teardown's unpublish
+                if self._publisher is not None:
+                    await self._publisher.aclose()  # any published after the teardown's
                 raise RuntimeError("AvatarSession was closed during start()") from exc
             await self.aclose()  # a failed start leaves nothing open
             raise
@@ -174,53 +237,85 @@ class AvatarSession:
         self._room, self._agent_session = room, agent_session
         self._audio_source = rtc.AudioSource(self._sample_rate, self._channels, queue_size_ms=100)
         self._video_source = rtc.VideoSource(self._width, self._height)
+        self._sync = self._synchronizer_for(self._provider)
+        self._output = AvatarAudioOutput(
+            provider=self._provider, synchronizer=self._sync, on_interrupt=self._interrupt
+        )
+        self._forwarder = MediaForwarder(self._provider, self._sync, self._output, self._rejected)
+        self._on_provider(self._provider)
+        self._on(agent_session, "close", self._on_session_close)
+        # the base class's handler: AvatarMetrics with each turn's playback latency
+        self._on(agent_session, "conversation_item_added", self._on_conversation_item_added)
+        await self._provider.start(room=room)
+        self._check_not_closed()
+        if room is not None:
+            self._publisher = TrackPublisher(
+                room,
+                self._audio_source,
+                self._video_source,
+                stream_name=self._stream_name,
+                on_failure=lambda exc: self._close_soon(f"publishing failed: {exc!r}"),
+            )
+            self._output.set_ready(self._publisher.subscribed)
+            self._on(room, "disconnected", self._on_room_disconnected)
+            self._publisher.start()
+            await self._publisher.wait_published()  # at once if the room is connected
+            self._check_not_closed()
+        self._install(agent_session, room)
+        self._window = SyncMetricsWindow(self._label, self._sync.stats)
+        self._spawn_forwarding()
+        for coro, name in (
+            (self._poll_playback(), "avsync-playback"),
+            (self._report_metrics(), "avsync-metrics"),
+            (self._relay_subscription(), "avsync-subscribed"),
+        ):
+            self._spawn(coro, name)
+        self._wait_avatar_join_task = asyncio.create_task(self._joined(), name="avsync-join")
+        self._register_shutdown()
+
+    def _synchronizer_for(self, provider: AvatarProvider) -> AVSynchronizer:
+        assert self._audio_source is not None and self._video_source is not None
         options: dict[str, Any] = {
-            "sync_mode": self._provider.sync_mode,
-            "av_offset": -self._provider.video_lag,
+            "sync_mode": provider.sync_mode,
+            "av_offset": -provider.video_lag,
         }
-        options.update(self._sync_options)
-        self._sync = AVSynchronizer(
+        if not isinstance(provider, VoiceOnly):
+            options.update(self._sync_options)
+        return AVSynchronizer(
             audio_source=self._audio_source,
             video_source=self._video_source,
             video_fps=self._fps,
             **options,
         )
-        self._output = AvatarAudioOutput(
-            provider=self._provider, synchronizer=self._sync, on_interrupt=self._interrupt
-        )
-        self._on(self._provider, "disconnected", self._on_provider_disconnected)
-        await self._provider.start(room=room)
-        self._check_not_closed()
-        if room is not None:
-            await self._publish_tracks(room)
-            self._check_not_closed()
-        if room is not None:
-            self._on(room, "disconnected", self._on_room_disconnected)
-        self._on(agent_session, "close", self._on_session_close)
-        self._previous_output = agent_session.output.audio
-        agent_session.output.audio = self._output
-        self._tasks = [
-            asyncio.create_task(self._forward_audio(), name="avsync-forward-audio"),
-            asyncio.create_task(self._forward_video(), name="avsync-forward-video"),
-            asyncio.create_task(self._poll_playback(), name="avsync-playback"),
-        ]
-        for task in self._tasks:
-            task.add_done_callback(self._task_done)
-        self._register_shutdown()
+
+    def _install(self, agent_session: AgentSession, room: rtc.Room | None) -> None:
+        """Become the tail of the session's audio chain, keeping every wrapper in front; take
+        RoomIO's own agent audio track down if RoomIO's output was the tail displaced."""
+        assert self._output is not None
+        whole, previous, displaced = install_tail(agent_session, self._output)
+        self._restore = (whole, previous)
+        if room is not None and displaced is not None and displaced.label == "RoomIO":
+            assert self._publisher is not None
+            self._remover = RoomAudioRemover(
+                room, self._publisher.audio_track, roomio_subscribed(agent_session)
+            )
+            self._remover.start()
 
     async def aclose(self) -> None:
         """Unpublish the tracks, stop the provider, cancel every task. Idempotent.
 
         Safe at any moment: before, during (``start()`` then raises) or after ``start()``, twice
-        or concurrently (every caller waits for the one teardown). The session's audio output
-        is given back to what it was before ``start()``. Bounded: a task that ignores
-        cancellation is abandoned after a moment and a provider whose ``aclose()`` takes longer
-        than ``close_timeout`` is left behind, both logged as errors.
+        or concurrently (every caller waits for the one teardown). When the avatar's output is
+        the session's whole audio chain it is given back to what it was before ``start()``;
+        inside a chain it stays, closed: it reports each later turn finished at once and never
+        forwards audio. Bounded: a task that ignores cancellation is abandoned after a moment and
+        a provider whose ``aclose()`` takes longer than ``close_timeout`` is left behind, both
+        logged as errors.
         """
         self._closed = True
         if self._close_task is None:
             self._close_task = asyncio.create_task(self._teardown(), name="avsync-close")
-            self._close_task.add_done_callback(_log_failure)
+            self._close_task.add_done_callback(log_failure)
         if self._close_task is not asyncio.current_task():
             await asyncio.shield(self._close_task)
 
@@ -234,26 +329,31 @@ class AvatarSession:
                 emitter.off(event, handler)
         self._listeners.clear()
         session = self._agent_session
-        if session is not None and self._output is not None:
+        whole, previous = self._restore
+        if session is not None and whole and self._output is not None:
             with contextlib.suppress(Exception):
                 if session.output.audio is self._output:
-                    session.output.audio = self._previous_output
+                    session.output.audio = previous
         starting = self._starting
         if starting is not None and not starting.is_set():
             # closing the provider first makes a start() that waits on it return at once
             await self._bounded(self._provider.aclose(), "avatar provider close")
             await self._bounded(starting.wait(), "start() ending after the close")
         tasks = list(self._tasks)
-        if self._finishing is not None:
-            tasks.append(self._finishing)
-        if self._closing is not None and self._closing is not asyncio.current_task():
-            tasks.append(self._closing)
-        await _settle(tasks, _TASK_CANCEL_S)
+        for extra in (self._finishing, self._failing, self._closing, self._wait_avatar_join_task):
+            if extra is not None and extra is not asyncio.current_task():
+                tasks.append(extra)
+        await settle(tasks, _TASK_CANCEL_S)
         self._tasks.clear()
+        self._emit_sync_metrics(final=True)
         if self._output is not None:
             await self._output.aclose()
-        await self._unpublish_tracks()
-        await self._bounded(self._provider.aclose(), "avatar provider close")
+        if self._remover is not None:
+            await self._remover.aclose()
+        if self._publisher is not None:
+            await self._publisher.aclose()
+        for provider in [*self._retired, self._provider]:
+            await self._bounded(provider.aclose(), "avatar provider close")
         if self._sync is not None:
             await self._sync.aclose()
         for source in (self._audio_source, self._video_source):
@@ -261,124 +361,135 @@ class AvatarSession:
                 await source.aclose()
 
     async def _bounded(self, aw: Any, what: str) -> None:
-        """Await ``aw`` for at most ``close_timeout``; log a failure or overrun and move on."""
-        task = asyncio.ensure_future(aw)
-        done, _ = await asyncio.wait({task}, timeout=self._close_timeout)
-        if not done:
-            logger.error("%s took more than %g s: abandoned", what, self._close_timeout)
-            task.cancel()
-            task.add_done_callback(_log_failure)
-            return
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("%s failed", what, exc_info=task.exception())
+        await bounded(aw, what, self._close_timeout)
 
-    # -- publishing ----------------------------------------------------------------------------
+    # -- tasks ---------------------------------------------------------------------------------
 
-    async def _publish_tracks(self, room: rtc.Room) -> None:
-        assert self._audio_source is not None and self._video_source is not None
-        if not room.isconnected():
-            await _wait_connected(room, timeout=self._connect_timeout)
-        audio_track = rtc.LocalAudioTrack.create_audio_track("avatar_audio", self._audio_source)
-        video_track = rtc.LocalVideoTrack.create_video_track("avatar_video", self._video_source)
-        audio_opts = rtc.TrackPublishOptions(
-            source=rtc.TrackSource.SOURCE_MICROPHONE, stream=self._stream_name
-        )
-        video_opts = rtc.TrackPublishOptions(
-            source=rtc.TrackSource.SOURCE_CAMERA, stream=self._stream_name
-        )
-        participant = room.local_participant
-        self._publications.append(await participant.publish_track(audio_track, audio_opts))
-        self._publications.append(await participant.publish_track(video_track, video_opts))
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
 
-    async def _unpublish_tracks(self) -> None:
-        """Unpublish the avatar's tracks, bounded: once the room is gone (deleted, disconnected)
-        they went with it, and an unpublish request then never gets its answer."""
-        room, pubs = self._room, self._publications
-        self._publications = []
-        if room is None or not room.isconnected():
-            return
-        results = await asyncio.gather(
-            *(
-                asyncio.wait_for(
-                    room.local_participant.unpublish_track(p.sid), _UNPUBLISH_TIMEOUT_S
-                )
-                for p in pubs
-            ),
-            return_exceptions=True,
-        )
-        for pub, result in zip(pubs, results, strict=True):
-            if isinstance(result, asyncio.TimeoutError):
-                logger.warning("unpublishing avatar track %s got no answer: left", pub.sid)
-            elif isinstance(result, BaseException):
-                logger.warning("could not unpublish avatar track %s: %r", pub.sid, result)
+    def _spawn_forwarding(self) -> None:
+        forwarder = self._forwarder
+        assert forwarder is not None
+        self._spawn(forwarder.audio(), "avsync-forward-audio")
+        self._spawn(forwarder.video(), "avsync-forward-video")
 
-    # -- media ---------------------------------------------------------------------------------
-
-    def _stale(self, item: OutputFrame) -> bool:
-        return item.generation is not None and item.generation < self._min_generation
-
-    def _epoch_for(self, item: OutputFrame) -> int | None:
-        """Tagged frames of the current generation are known fresh: let them through the gate."""
-        return self.synchronizer.epoch if item.generation is not None else None
-
-    def _reject(self, kind: str, exc: Exception) -> None:
-        """Drop a provider frame that failed validation: counted, logged once per kind."""
-        field = getattr(exc, "field", None)
-        key = field or f"{kind}.{type(exc).__name__}"
-        self._rejected[key] += 1
-        if self._rejected[key] == 1:
-            why = str(exc) if field else f"{key}: {exc}"
-            logger.warning("dropping %s frames from %s: %s", kind, self._provider.label, why)
-
-    async def _forward_audio(self) -> None:
-        sync, output = self.synchronizer, self.audio_output
-        async for item in self._provider.audio_frames():
-            if self._stale(item):
-                continue
-            if not isinstance(item.frame, (rtc.AudioFrame, av.AudioFrame)):
-                self._reject("audio", _wrong_kind("audio", item.frame))
-                continue
-            before = sync.audio_admitted
-            try:
-                speech = item.speech
-                if speech is None:
-                    speech = _is_loud(audio_to_rtc(item.frame))
-                # the frame goes in as it came: a PyAV frame keeps its pts for the synchronizer
-                await sync.push(item.frame, item.timestamp, epoch=self._epoch_for(item))
-            except (ValueError, TypeError) as exc:  # validation: the frame never went in
-                self._reject("audio", exc)
-                continue
-            output.on_provider_audio(before, sync.audio_admitted, speech, item.speech is not None)
-
-    async def _forward_video(self) -> None:
-        sync = self.synchronizer
-        async for item in self._provider.video_frames():
-            if self._stale(item):
-                continue
-            if not isinstance(item.frame, (rtc.VideoFrame, av.VideoFrame)):
-                self._reject("video", _wrong_kind("video", item.frame))
-                continue
-            try:
-                await sync.push(item.frame, item.timestamp, epoch=self._epoch_for(item))
-            except (ValueError, TypeError) as exc:
-                self._reject("video", exc)
+    def _forwarding(self) -> list[asyncio.Task[None]]:
+        return [t for t in self._tasks if t.get_name().startswith("avsync-forward-")]
 
     async def _poll_playback(self) -> None:
-        output = self.audio_output
         while not self._closed:
-            output.poll()
+            self.audio_output.poll()
+            if not self._first_frame.is_set() and self.synchronizer.stats.video_frames_out:
+                self._first_frame.set()
             await asyncio.sleep(_POLL_S)
+
+    async def _report_metrics(self) -> None:
+        if self._metrics_interval is None:
+            return
+        while not self._closed:
+            await asyncio.sleep(self._metrics_interval)
+            self._emit_sync_metrics()
+
+    def _emit_sync_metrics(self, *, final: bool = False) -> None:
+        if self._window is None or self._sync is None:
+            return
+        report: SyncMetrics = self._window.report(
+            self._sync.stats, fps=self._sync.actual_fps, final=final
+        )
+        logger.debug("avatar sync metrics: %s", report)
+        self.emit("sync_metrics", report)
+
+    async def _relay_subscription(self) -> None:
+        """RoomIO's subscription future stands for the agent's voice being heard: the avatar's
+        audio track being subscribed completes it once RoomIO's own track is gone."""
+        if self._publisher is None:
+            return
+        await self._publisher.subscribed.wait()
+        if self._remover is not None:
+            self._remover.on_avatar_subscribed()
+
+    async def _joined(self) -> None:
+        """The avatar is visible once its video track is published and a frame has left:
+        reported as livekit-agents' AvatarMetrics (``avatar_joined_time``); ends
+        ``wait_for_join()``."""
+        if self._publisher is not None:
+            await self._publisher.published.wait()
+        await self._first_frame.wait()
+        joined = time.time()
+        self._emit_metrics(
+            AvatarMetrics(
+                timestamp=joined,
+                session_started_time=self._started_at,
+                avatar_joined_time=joined,
+                metadata=Metadata(model_provider=self._label),
+            )
+        )
 
     def _interrupt(self) -> None:
         """Barge-in: flush the synchronizer now and interrupt the provider."""
-        if self._closed:
+        if self._closed or self._forwarder is None:
             return
-        self._min_generation = self._provider.generation + 1
-        sync = self.synchronizer
-        sync.clear_queue_nowait()
+        self._forwarder.interrupted()
+        self.synchronizer.clear_queue_nowait()
         logger.info("avatar interrupted: queued audio and video flushed")
         task = asyncio.create_task(self._provider.interrupt(), name="avsync-interrupt")
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(log_failure)
+
+    # -- provider failure ----------------------------------------------------------------------
+
+    def _provider_failed(self, reason: str, error: BaseException | None = None) -> None:
+        """The provider failed or left: fall back to voice only, or end the session."""
+        if self._closed or self._closing is not None or self._failing is not None:
+            return
+        if self.voice_only:  # the fallback itself ended: nothing is left to fall back to
+            self._close_soon(f"voice-only output ended: {reason}")
+            return
+        if self._finishing is not None and self._finishing is not asyncio.current_task():
+            self._finishing.cancel()
+            self._finishing = None
+        action = self._on_failure
+        logger.warning("avatar provider %s failed (%s): %s", self._label, reason, action)
+        event = ProviderFailedEvent(self._label, reason, error, action)
+        if action == "end_session":
+            self.emit("provider_failed", event)
+            session = self._agent_session
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.shutdown(drain=False)
+            self._close_soon(f"provider failed ({reason}): ending the session")
+            return
+        self._failing = asyncio.create_task(self._fall_back(event), name="avsync-fall-back")
+        self._failing.add_done_callback(log_failure)
+
+    async def _fall_back(self, event: ProviderFailedEvent) -> None:
+        """Go on audio only: the agent's speech goes straight to the audio source."""
+        old_provider, old_sync = self._provider, self.synchronizer
+        current = asyncio.current_task()
+        forwards = [t for t in self._forwarding() if t is not current]
+        self._tasks = [t for t in self._tasks if t not in forwards]
+        await settle(forwards, _TASK_CANCEL_S)
+        with contextlib.suppress(RuntimeError):
+            old_sync.clear_queue_nowait()  # the failed provider's speech stops where it was
+        voice = VoiceOnly(replaces=self._label)
+        sync = self._synchronizer_for(voice)
+        self._emit_sync_metrics()  # the old synchronizer's last interval
+        self.audio_output.switch(voice, sync)
+        self._provider, self._sync = voice, sync
+        self._forwarder = MediaForwarder(voice, sync, self.audio_output, self._rejected)
+        self._window = SyncMetricsWindow(self._label, sync.stats)
+        self._retired.append(old_provider)
+        await voice.start()
+        self._spawn_forwarding()
+        await old_sync.aclose()
+        if self._publisher is not None:
+            await self._publisher.unpublish_video()
+        self._failing = None
+        logger.warning("avatar %s gone: the agent goes on with audio only", self._label)
+        self.emit("provider_failed", event)
+        await self._bounded(old_provider.aclose(), "failed avatar provider close")
 
     # -- events --------------------------------------------------------------------------------
 
@@ -386,40 +497,50 @@ class AvatarSession:
         emitter.on(event, handler)
         self._listeners.append((emitter, event, handler))
 
+    def _on_provider(self, provider: AvatarProvider) -> None:
+        self._on(provider, "disconnected", functools.partial(self._on_disconnected, provider))
+
     def _close_soon(self, why: str) -> None:
         if self._closing is None and not self._closed:
             logger.info("closing avatar session: %s", why)
             if self._finishing is not None:
                 self._finishing.cancel()  # no time left for a graceful end
             self._closing = asyncio.create_task(self.aclose(), name="avsync-close-soon")
-            self._closing.add_done_callback(_log_failure)
+            self._closing.add_done_callback(log_failure)
 
     def _finish_soon(self) -> None:
-        """The provider's output ended: let the rest arrive and play out, then close."""
+        """The provider's output ended: let the rest arrive and play out, then handle it."""
         if self._finishing is None and self._closing is None and not self._closed:
-            logger.info("avatar provider output ended: closing once it has played out")
+            logger.info("avatar provider output ended: handled once it has played out")
             self._finishing = asyncio.create_task(self._finish(), name="avsync-finish")
 
     async def _finish(self) -> None:
-        forwards = [t for t in self._tasks if t.get_name().startswith("avsync-forward-")]
-        await asyncio.wait(forwards, timeout=_END_GRACE_S)  # the other stream's last frames
+        forwards = self._forwarding()
+        if forwards:
+            await asyncio.wait(forwards, timeout=_END_GRACE_S)  # the other stream's last frames
         sync = self.synchronizer
         try:
             queued = sync.stats.audio_queue_ms / 1000
             await asyncio.wait_for(sync.wait_for_playout(), queued + _END_GRACE_S)
         except (asyncio.TimeoutError, RuntimeError):
-            pass  # a video stream that never drains, or a synchronizer that failed: close anyway
+            pass  # a video stream that never drains, or a synchronizer that failed: go on
         self._finishing = None
-        self._close_soon("provider output ended and played out")
+        self._provider_failed("provider output ended and played out")
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
         if task.cancelled() or self._closed:
             return
         exc = task.exception()
+        name = task.get_name()
         if exc is not None:
-            logger.error("avatar task %s failed", task.get_name(), exc_info=exc)
-            self._close_soon(f"{task.get_name()} failed: {exc!r}")
-        elif task.get_name() != "avsync-playback":
+            logger.error("avatar task %s failed", name, exc_info=exc)
+            if name.startswith("avsync-forward-"):
+                self._provider_failed(f"{name} failed: {exc!r}", exc)
+            else:
+                self._close_soon(f"{name} failed: {exc!r}")
+        elif name.startswith("avsync-forward-"):
             self._finish_soon()
 
     def _on_room_disconnected(self, *args: Any) -> None:
@@ -428,9 +549,9 @@ class AvatarSession:
     def _on_session_close(self, *args: Any) -> None:
         self._close_soon("agent session closed")
 
-    def _on_provider_disconnected(self, reason: str = "", *args: Any) -> None:
-        logger.warning("avatar provider disconnected: %s", reason)
-        self._close_soon(f"provider disconnected ({reason})")
+    def _on_disconnected(self, provider: AvatarProvider, reason: str = "", *args: Any) -> None:
+        if provider is self._provider:
+            self._provider_failed(f"provider disconnected ({reason})")
 
     def _register_shutdown(self) -> None:
         try:
@@ -441,63 +562,3 @@ class AvatarSession:
             ctx = None
         if ctx is not None:
             ctx.add_shutdown_callback(self.aclose)
-
-
-async def _wait_connected(room: rtc.Room, *, timeout: float) -> None:
-    """Wait for the room to connect before publishing into it."""
-    connected = asyncio.Event()
-
-    def on_state(*_: Any) -> None:
-        if room.isconnected():
-            connected.set()
-
-    room.on("connection_state_changed", on_state)
-    try:
-        if not room.isconnected():
-            await asyncio.wait_for(connected.wait(), timeout)
-    except asyncio.TimeoutError:
-        raise RuntimeError(
-            f"the room did not connect within {timeout:g} s: cannot publish the avatar tracks"
-        ) from None
-    finally:
-        room.off("connection_state_changed", on_state)
-
-
-def _wrong_kind(kind: str, frame: object) -> ValueError:
-    from ..media.validate import InvalidFrame
-
-    return InvalidFrame(
-        f"{kind}.wrong_kind", f"a {type(frame).__name__} came from the {kind} iterator"
-    )
-
-
-async def _settle(
-    tasks: Iterable[asyncio.Future[Any]], timeout: float, cancel: bool = True
-) -> None:
-    """Cancel ``tasks`` (unless ``cancel`` is False) and wait up to ``timeout`` for them to end;
-    a task still running then ignores cancellation: logged and abandoned."""
-    current = asyncio.current_task()
-    pending = {t for t in tasks if t is not current and not t.done()}
-    if not pending:
-        return
-    if cancel:
-        for task in pending:
-            task.cancel()
-    _, stuck = await asyncio.wait(pending, timeout=timeout)
-    if cancel:
-        for task in stuck:
-            name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
-            logger.error("avatar task %s ignored cancellation for %g s: abandoned", name, timeout)
-
-
-def _is_loud(frame: rtc.AudioFrame) -> bool:
-    data = declared_samples(frame)
-    if data.size == 0:
-        return False
-    return float(np.sqrt(np.mean(np.square(data, dtype=np.float64)))) > _SPEECH_RMS
-
-
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        name = task.get_name() if isinstance(task, asyncio.Task) else "avatar task"
-        logger.error("%s failed", name, exc_info=task.exception())

@@ -28,6 +28,7 @@ class Turn:
     flagged: bool = False  # the provider marks speech frames itself
     started: bool = False
     finished: bool = False
+    cut: float | None = None  # ended early (provider gone) after this many seconds heard
 
     def on_output(self, before: float, after: float, speech: bool, flagged: bool) -> None:
         """Record a provider audio frame that occupied stream marks [before, after)."""
