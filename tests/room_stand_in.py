@@ -7,6 +7,7 @@ Only publishing is faked: the tracks handed to it are real ``rtc.LocalAudioTrack
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +25,15 @@ class PublicationStandIn:
     track: rtc.LocalAudioTrack | rtc.LocalVideoTrack
     options: rtc.TrackPublishOptions
     sid: str = field(default_factory=lambda: f"TR_{next(_sids)}")
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for_subscription(self) -> None:
-        return None
+        await self.subscribed.wait()
 
 
 class LocalParticipantStandIn:
-    def __init__(self) -> None:
+    def __init__(self, *, subscribers: bool = True) -> None:
+        self.subscribers = subscribers  # someone in the room subscribes to every track at once
         self.published: dict[str, PublicationStandIn] = {}
         self.unpublished: list[str] = []
 
@@ -41,6 +44,8 @@ class LocalParticipantStandIn:
         if not isinstance(track, (rtc.LocalAudioTrack, rtc.LocalVideoTrack)):
             raise TypeError(f"cannot publish {type(track).__name__}")
         pub = PublicationStandIn(track, options)
+        if self.subscribers:
+            pub.subscribed.set()
         self.published[pub.sid] = pub
         return pub
 
@@ -56,9 +61,11 @@ class RoomStandIn:
     connects it, as ``AgentSession.start`` does in a job); ``disconnect()`` emits
     "disconnected"."""
 
-    def __init__(self, name: str = "test-room", *, connected: bool = True) -> None:
+    def __init__(
+        self, name: str = "test-room", *, connected: bool = True, subscribers: bool = True
+    ) -> None:
         self.name = name
-        self.local_participant = LocalParticipantStandIn()
+        self.local_participant = LocalParticipantStandIn(subscribers=subscribers)
         self._handlers: dict[str, list[Callable[..., Any]]] = {}
         self._connected = connected
 
@@ -82,6 +89,11 @@ class RoomStandIn:
     def emit(self, event: str, *args: Any) -> None:
         for cb in list(self._handlers.get(event, [])):
             cb(*args)
+
+    def subscribe_all(self) -> None:
+        """A participant joins and subscribes to every published track."""
+        for pub in self.local_participant.published.values():
+            pub.subscribed.set()
 
     async def disconnect(self, reason: Any = None) -> None:
         self._connected = False

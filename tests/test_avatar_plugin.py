@@ -152,6 +152,25 @@ def chain_of(output: AudioOutput | None) -> list[AudioOutput]:
     return chain
 
 
+@pytest.mark.parametrize("order", ["before", "after"])
+async def test_start_returns_while_nobody_subscribes_and_speech_waits_for_a_subscriber(
+    order: Order,
+) -> None:
+    room = RoomStandIn(subscribers=False)  # connected, but no one in it subscribes yet
+    p = await asyncio.wait_for(set_up(order, room), 10)  # start() did not wait for a viewer
+    try:
+        assert len(room.local_participant.published) == 2
+        handle = p.session.say(TEXT, audio=as_stream(tone_frames(1.0)))
+        await asyncio.sleep(0.5)
+        assert not p.started, "speech played to a room where nobody listens yet"
+        room.subscribe_all()
+        capture = await p.listen()
+        await asyncio.wait_for(handle.wait_for_playout(), 15)
+        assert len(p.started) == 1 and capture.first_sound() is not None
+    finally:
+        await tear_down(p)
+
+
 @pytest.mark.parametrize("connected", [True, False], ids=["connected", "not-connected"])
 @pytest.mark.parametrize("order", ["before", "after"])
 async def test_either_start_order_keeps_the_chain_and_plays_in_sync_with_the_words(

@@ -21,6 +21,7 @@ from livekit.agents.metrics.base import AvatarMetrics, Metadata
 from livekit.agents.voice.avatar import AvatarSession as _AgentsAvatarSession
 from livekit.agents.voice.io import AudioOutput
 
+from ..background import TaskOwner, owned_task
 from ..output.synchronizer import AVSynchronizer
 from ..providers.base import AvatarProvider
 from .audio_output import AvatarAudioOutput
@@ -44,7 +45,7 @@ _END_GRACE_S = 1.0  # after the provider's output ends: wait for its other strea
 _TASK_CANCEL_S = 2.0  # how long a cancelled task may take to finish before it is abandoned
 
 
-class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
+class AvatarSession(_AgentsAvatarSession[AvatarEvent], TaskOwner):
     """Runs an avatar provider for an AgentSession and publishes its lip-synced tracks.
 
     Use it the way livekit-agents' avatar plugins are used, before or after ``session.start``,
@@ -94,6 +95,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
         close_timeout: float = 60.0,
     ) -> None:
         super().__init__()
+        TaskOwner.__init__(self)  # never closed: one warning when collected (background.py)
         if video_width <= 0 or video_height <= 0:
             raise ValueError(f"video size must be positive, got {video_width}x{video_height}")
         if video_fps <= 0:
@@ -366,7 +368,7 @@ class AvatarSession(_AgentsAvatarSession[AvatarEvent]):
     # -- tasks ---------------------------------------------------------------------------------
 
     def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+        task = owned_task(self, coro, name=name)
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 

@@ -63,9 +63,18 @@ class TrackPublisher:
             self._room.on("connection_state_changed", self._on_state)
 
     async def wait_published(self) -> None:
-        """Wait for the publish started by :meth:`start` (when the room was connected)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        """Wait until the tracks are published (when the room was connected), not for a
+        subscriber: nobody may be in the room yet. A failed publish raises here."""
+        task = self._task
+        if task is None:
+            return
+        published = asyncio.ensure_future(self.published.wait())
+        try:
+            await asyncio.wait({published, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            published.cancel()
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
     def _on_state(self, *_: Any) -> None:
         if self._room.isconnected() and self._task is None and not self._closed:
