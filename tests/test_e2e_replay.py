@@ -20,7 +20,7 @@ from livekit_avsync.measure.room import RoomViewer
 from livekit_avsync.measure.scale_bench import record_marker_avatar
 
 W, H, FPS = 640, 360, AVATAR_SPEC.fps
-RECORD_S = 12.0
+RECORD_S = 24.0  # longer than join + settle + measuring: a loop restarts the marker numbers
 
 
 def written(path: Path) -> bool:
