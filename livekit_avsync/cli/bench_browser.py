@@ -23,12 +23,11 @@ from ..measure.browser_bench import (
     run_browser_barge_in,
     run_browser_bench,
 )
-from ..measure.room_bench import format_barge_in_table
 from ..measure.scenarios import IMPLEMENTATIONS, SCENARIOS
 from ..web.chromium import BrowserUnavailable, find_chromium
 from ..web.modules import WebModulesUnavailable, client_module
 from . import CLIError
-from .bench_room import _names
+from .bench_room import _names, write_barge_ins
 from .room_server import room_server
 
 __all__ = ["run_browser_bench_cli"]
@@ -68,15 +67,10 @@ def run_browser_bench_cli(args: argparse.Namespace) -> int:
             barge_ins = asyncio.run(
                 run_browser_barge_in(server, 1 if args.quick else 5, screenshot=screenshot)
             )
-    if barge_ins is not None:
-        sys.stdout.write(
-            "\nBarge-in by the user's voice, in the browser (example worker, markers, 640x360)\n"
-        )
-        sys.stdout.write(format_barge_in_table(barge_ins))
-    else:
-        sys.stdout.write(
-            "\n(barge-in section skipped: examples/ is not here; run from a checkout)\n"
-        )
+    write_barge_ins(
+        "Barge-in by the user's voice, in the browser (example worker, markers, 640x360)",
+        barge_ins,
+    )
     if args.json:
         data = [
             {

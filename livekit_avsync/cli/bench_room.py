@@ -11,6 +11,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from ..devserver.worker import EXAMPLES
 from ..measure.room_bench import (
@@ -25,7 +26,7 @@ from ..measure.scenarios import IMPLEMENTATIONS, SCENARIOS
 from . import CLIError
 from .room_server import room_server
 
-__all__ = ["run_room_bench_cli"]
+__all__ = ["run_room_bench_cli", "write_barge_ins"]
 
 
 def _names(value: str | None, default: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
@@ -36,6 +37,17 @@ def _names(value: str | None, default: tuple[str, ...], known: tuple[str, ...]) 
     if unknown or not names:
         raise CLIError(f"unknown {', '.join(unknown) or 'names'}; known: {', '.join(known)}")
     return names
+
+
+def write_barge_ins(title: str, barge_ins: list[Any] | None) -> None:
+    """The barge-in table under ``title``, or the line saying why it was not run."""
+    if barge_ins is None:
+        sys.stdout.write(
+            "\n(barge-in section skipped: examples/ is not here; run from a checkout)\n"
+        )
+        return
+    sys.stdout.write(f"\n{title}\n")
+    sys.stdout.write(format_barge_in_table(barge_ins))
 
 
 def run_room_bench_cli(args: argparse.Namespace) -> int:
@@ -63,15 +75,10 @@ def run_room_bench_cli(args: argparse.Namespace) -> int:
         "receiver shows it, raw = the Python SDK's subscriber as it plays)\n"
     )
     sys.stdout.write(format_room_table(rows))
-    if barge_ins is not None:
-        sys.stdout.write(
-            "\nBarge-in by the user's voice (example worker, markers, 640x360; at the subscriber)\n"
-        )
-        sys.stdout.write(format_barge_in_table(barge_ins))
-    else:
-        sys.stdout.write(
-            "\n(barge-in section skipped: examples/ is not here; run from a checkout)\n"
-        )
+    write_barge_ins(
+        "Barge-in by the user's voice (example worker, markers, 640x360; at the subscriber)",
+        barge_ins,
+    )
     if args.json:
         data = [
             {
