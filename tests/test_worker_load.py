@@ -8,6 +8,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from livekit_avsync.agents import ProcessTreeLoad
 
@@ -22,7 +23,7 @@ sys.stdin.read()
 
 
 def test_counts_a_child_processs_cpu_and_not_its_idle_time() -> None:
-    load = ProcessTreeLoad()
+    load = ProcessTreeLoad(window=0.2)
     start = time.monotonic()
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -35,7 +36,7 @@ def test_counts_a_child_processs_cpu_and_not_its_idle_time() -> None:
         # at least the child's 0.6 CPU-seconds over the elapsed wall time, as a machine share
         assert busy >= 0.6 / (elapsed * cores) * 0.95, (busy, elapsed)
         time.sleep(0.5)
-        idle = load()  # the child sleeps in read(): nearly nothing in this interval
+        idle = load()  # the child sleeps in read(): nearly nothing in the last window
         assert idle < busy / 2, (idle, busy)
     finally:
         if child.stdin is not None:
@@ -57,3 +58,28 @@ def test_an_unrelated_busy_process_is_not_counted() -> None:
         for process in (idle, busy):
             process.kill()
             process.wait(10)
+
+
+def test_a_reading_moments_after_another_spans_the_window_not_the_moments() -> None:
+    """livekit-agents reads the load again on each job offer, right after its periodic reading:
+    the second reading still covers the window (the burn), it does not drop to tick noise."""
+    load = ProcessTreeLoad(window=30.0)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "burned"
+        busy = load()
+        time.sleep(0.2)
+        again = load()  # 0.2 s of idle after the burn; the window still holds the burn
+        assert again >= busy * 0.5, (again, busy)
+        assert again > 0.0
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        child.wait(10)
+
+
+def test_a_window_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="window"):
+        ProcessTreeLoad(window=0)

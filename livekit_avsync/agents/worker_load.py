@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 
 import psutil
 
@@ -22,29 +23,43 @@ __all__ = ["ProcessTreeLoad"]
 
 
 class ProcessTreeLoad:
-    """Callable load: CPU of this process tree since the previous call / (wall time x cores).
+    """Callable load: CPU of this process tree over the last ``window`` seconds / (wall x cores).
 
-    Thread-safe (livekit-agents calls it from an executor). Processes that ended between two
-    calls take the CPU they used since the previous call with them (it is not counted), so a
-    reading errs low by at most one job's last interval.
+    livekit-agents calls it every 2.5 s and again on each job offer, moments after; a reading
+    over those few milliseconds would be clock-tick noise (CPU times count in 10 ms ticks), so
+    every reading spans at least ``window`` seconds (since creation, while younger). Thread-safe
+    (livekit-agents calls it from an executor). Processes that ended between two calls take the
+    CPU they used since the previous call with them (it is not counted), so a reading errs low
+    by at most one job's last interval.
     """
 
-    def __init__(self, *, root_pid: int | None = None, cpu_count: int | None = None) -> None:
+    def __init__(
+        self, *, root_pid: int | None = None, cpu_count: int | None = None, window: float = 2.5
+    ) -> None:
+        if window <= 0:
+            raise ValueError(f"window must be positive seconds, got {window!r}")
         self._root = psutil.Process(root_pid if root_pid is not None else os.getpid())
         self._cores = cpu_count or psutil.cpu_count() or 1
+        self._window = window
         self._lock = threading.Lock()
         self._seen: dict[int, float] = {}  # pid -> CPU seconds at the previous reading
-        self._last = time.monotonic()
-        self._cpu_delta()  # baseline: what ran before now is not this interval's
+        self._cpu_delta()  # baseline: what ran before now is not counted
+        self._used = 0.0  # CPU seconds counted since creation
+        self._samples: deque[tuple[float, float]] = deque([(time.monotonic(), 0.0)])
 
     def __call__(self) -> float:
         with self._lock:
             now = time.monotonic()
-            used = self._cpu_delta()
-            elapsed, self._last = now - self._last, now
+            self._used += self._cpu_delta()
+            # keep the newest sample at least a window old as the reading's start
+            while len(self._samples) > 1 and now - self._samples[1][0] >= self._window:
+                self._samples.popleft()
+            since, used_then = self._samples[0]
+            self._samples.append((now, self._used))
+            elapsed = now - since
             if elapsed <= 0:
                 return 0.0
-            return min(1.0, max(0.0, used / (elapsed * self._cores)))
+            return min(1.0, max(0.0, (self._used - used_then) / (elapsed * self._cores)))
 
     def _cpu_delta(self) -> float:
         """CPU seconds the tree used since the previous reading (new processes: since start)."""

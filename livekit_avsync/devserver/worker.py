@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 __all__ = ["EXAMPLES", "WorkerProcess"]
 
@@ -86,15 +89,45 @@ class WorkerProcess:
     def capacity(self) -> tuple[str, float] | None:
         """The worker's latest capacity report: ``("full" | "available", load)``, or None yet.
 
-        livekit-agents logs it whenever its status changes; the load is ``load_fnc``'s figure
-        plus the jobs it has accepted but not yet started.
+        livekit-agents logs it only when its status changes; the load is ``load_fnc``'s figure
+        plus the jobs it has accepted but not yet started. A registered worker that has logged no
+        change is still in its initial status, available (its load then unknown: NaN).
         """
-        for record in reversed(self.records()):
+        records = self.records()
+        for record in reversed(records):
             message = str(record.get("message", ""))
             if message.startswith(("worker is at full capacity", "worker is below capacity")):
                 status = "full" if "full" in message else "available"
                 return status, float(record.get("load", float("nan")))
+        if any(record.get("message") == "registered worker" for record in records):
+            return "available", float("nan")
         return None
+
+    def http_port(self) -> int | None:
+        """The worker's HTTP (health) port, from its log (it may be any free one: port 0)."""
+        for record in self.records():
+            match = re.fullmatch(r"HTTP server listening on :(\d+)", str(record.get("message")))
+            if match:
+                return int(match.group(1))
+        return None
+
+    async def load(self) -> float:
+        """The load of the worker's latest periodic reading (livekit-agents' ``/worker`` page)."""
+        port = self.http_port()
+        if port is None:
+            raise AssertionError(f"the worker has not logged its HTTP port:\n{self.tail()}")
+        # it listens on all interfaces; with port 0, IPv4 and IPv6 get different ports and the
+        # log names one of them: ask both loopbacks
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for host in ("127.0.0.1", "[::1]"):
+                try:
+                    async with http.get(f"http://{host}:{port}/worker") as response:
+                        response.raise_for_status()
+                        return float((await response.json()).get("worker_load", 0.0))
+                except aiohttp.ClientConnectorError as exc:
+                    refused = exc
+        raise AssertionError(f"the worker's HTTP port {port} refused on both loopbacks: {refused}")
 
     def wait_for(self, message: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
