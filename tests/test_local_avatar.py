@@ -18,7 +18,7 @@ from livekit import rtc
 
 from livekit_avsync.providers.base import OutputFrame, PlaybackFinished, ProviderError
 from livekit_avsync.providers.face import MOUTH_LEVELS, FaceRenderer
-from livekit_avsync.providers.local import LocalAvatar
+from livekit_avsync.providers.local import LocalAvatar, _SpeechQueue
 
 W, H = 320, 240  # small frames keep the real-time tests cheap; 720p is covered separately
 
@@ -533,3 +533,18 @@ async def test_720p_output() -> None:
     audio = await anext(avatar.audio_frames())
     assert audio.frame.samples_per_channel == 266  # type: ignore[union-attr]  # 800 / 3 parts
     await avatar.aclose()
+
+
+def test_a_turn_opens_only_once_it_fills_its_first_period() -> None:
+    """The queue is a pure core: a turn whose second frame becomes playable a moment after the
+    period starts waits for it, instead of opening with 20 ms of speech and 20 ms of gap."""
+    queue = _SpeechQueue(24000, 1)
+    step = 480  # 20 ms at 24 kHz
+    pcm = np.full((step, 1), 1000, dtype=np.int16)
+    queue.push(rtc.AudioFrame(pcm.tobytes(), 24000, 1, step), available_at=1.0)
+    queue.push(rtc.AudioFrame(pcm.tobytes(), 24000, 1, step), available_at=1.001)
+    out, speech, events = queue.take(2 * step, now=1.0005)  # only the first 20 ms is playable
+    assert speech == 0 and not out.any() and events == []
+    out, speech, events = queue.take(2 * step, now=1.04)
+    assert speech == 2 * step - 1 or speech == 2 * step  # the resampler may hold a sample back
+    assert [name for name, _ in events] == ["playback_started"]

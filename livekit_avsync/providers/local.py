@@ -139,13 +139,17 @@ class _SpeechQueue:
 
         Returns (samples (count, channels) int16, how many leading samples are speech, events).
         Speech of consecutive turns follows on directly; when speech runs short the rest of the
-        period is silence (an underrun), and the turn resumes in a later period.
+        period is silence (an underrun), and the turn resumes in a later period. A turn starts
+        only once it can fill the rest of the period (or is complete): its first frames, pushed
+        a moment apart, must not open the turn with a gap.
         """
         out = np.zeros((count, self.num_channels), dtype=np.int16)
         filled = 0
         events: list[tuple[str, PlaybackFinished | None]] = []
         while self.turns:
             turn = self.turns[0]
+            if not turn.started and turn.chunks and not self.ready(count - filled, now):
+                break
             while filled < count and turn.chunks and turn.chunks[0][0] <= now:
                 pcm = turn.chunks[0][1]
                 n = min(count - filled, len(pcm) - turn.head)
