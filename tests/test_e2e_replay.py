@@ -19,8 +19,12 @@ from livekit_avsync.measure import AVATAR_SPEC
 from livekit_avsync.measure.room import RoomViewer
 from livekit_avsync.measure.scale_bench import record_marker_avatar
 
-W, H, FPS = 640, 360, AVATAR_SPEC.fps
+# 320x180: the replay decodes the recording and the subscriber decodes what it receives, and at
+# 640x360 beside a busy core this machine's one free core is short (p95 51-111 ms in 3 of 4 runs
+# there, 4 of 4 within 40 ms at 320x180); resolution's cost is bench --scale's subject
+W, H, FPS = 320, 180, AVATAR_SPEC.fps
 RECORD_S = 24.0  # longer than join + settle + measuring: a loop restarts the marker numbers
+SKEW_P95_MS = 40.0  # for a busy machine, as the worker e2e; the bench reports the real figures
 
 
 def written(path: Path) -> bool:
@@ -53,11 +57,14 @@ async def test_the_worker_replays_a_recording_to_a_real_subscriber_in_sync(
             assert set(streams.values()) == {"avatar"}
             await asyncio.sleep(2.0)  # the receiver settles
             since = time.monotonic()
-            await wait_bursts_since(viewer.capture, since, 8, timeout=20)
-            report = viewer.synced_report(since)
+            # 20 markers, as the worker e2e: over 8 a "p95" is the single worst frame
+            await wait_bursts_since(viewer.capture, since, 20, timeout=40)
+            report, raw = viewer.synced_report(since), viewer.raw_report(since)
             await viewer.aclose()
-        assert report.paired >= 6, report.summary()
-        assert report.p95_abs_ms is not None and report.p95_abs_ms <= 40.0, report.summary()
+        assert report.paired >= 15, report.summary()
+        assert report.p95_abs_ms is not None and report.p95_abs_ms <= SKEW_P95_MS, (
+            f"synced: {report.summary()}; raw: {raw.summary()}"
+        )
         assert worker.problems() == [], worker.tail()
     finally:
         worker.terminate(timeout=15)
