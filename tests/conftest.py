@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Generator, Iterator
 
 import e2e_server
@@ -67,3 +68,17 @@ async def no_leaked_tasks():
         t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
     ]
     assert not leaked, f"tasks still running: {[t.get_name() for t in leaked]}"
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Collect each test's garbage right after it, at a moment that holds no lock.
+
+    livekit-rtc's ``AudioStream.__del__`` takes the FFI queue's lock, and the FFI thread logs
+    under that lock while a subscriber's event loop is closed (an earlier test's). When the
+    cyclic collector ran a stream's ``__del__`` inside a logging call of the main thread, both
+    threads waited for each other's lock and the suite hung (seen once in CI). Collecting here
+    runs those finalizers outside any logging call and removes the closed loops' subscribers.
+    """
+    yield
+    gc.collect()
