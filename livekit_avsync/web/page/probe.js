@@ -52,7 +52,16 @@ export async function createProbe(audioContext, options) {
         height: meta.height,
         band: base64(luma),
       };
-      if (mouth) report.mouth = await mouthLuma(video, mouth);
+      if (mouth) {
+        try {
+          report.mouth = await mouthLuma(video, mouth);
+        } catch (err) {
+          // the element lost its frame between the callback and the read (its track ended or
+          // was replaced): this frame cannot be measured; any other error is a real one
+          if (err?.name === 'InvalidStateError') return;
+          throw err;
+        }
+      }
       send('video', report);
     };
     video.requestVideoFrameCallback(onFrame);
