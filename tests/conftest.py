@@ -40,13 +40,13 @@ def pytest_runtest_makereport(
     except SystemError as exc:
         if _AST_RACE not in str(exc):
             raise
-    for attempt in range(5):
+    for _ in range(4):
         try:
             return pytest.TestReport.from_item_and_call(item, call)
         except SystemError as exc:
-            if _AST_RACE not in str(exc) or attempt == 4:
+            if _AST_RACE not in str(exc):
                 raise
-    raise AssertionError("unreachable")
+    return pytest.TestReport.from_item_and_call(item, call)  # the fifth try raises what it meets
 
 
 @pytest.fixture(scope="session")
