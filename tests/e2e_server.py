@@ -24,6 +24,8 @@ from livekit_avsync.devserver import (
     server_binary,
 )
 from livekit_avsync.devserver.build import cache_dir
+from livekit_avsync.web.chromium import BrowserUnavailable, find_chromium
+from livekit_avsync.web.modules import WebModulesUnavailable, client_module
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -51,6 +53,7 @@ class ServerInfo:
 
 _unavailable: str | None = "not prepared"
 _external: ServerInfo | None = None
+_web_unavailable: str | None = "not prepared"
 
 
 def prepare() -> None:
@@ -72,11 +75,36 @@ def prepare() -> None:
                 flush=True,
             )
         server_binary()
+        _prepare_web()  # npm needs the network, which the private namespace does not have
         enter_private_network()
     except (ServerUnavailable, IsolationError) as exc:
         _unavailable = str(exc)
         return
     _unavailable = None
+
+
+def _prepare_web() -> None:
+    """Install the browser tests' livekit-client now (once, cached) where they can run."""
+    global _web_unavailable
+    try:
+        find_chromium()
+        client_module()
+    except (BrowserUnavailable, WebModulesUnavailable) as exc:
+        _web_unavailable = str(exc)
+        return
+    _web_unavailable = None
+
+
+def web_unavailable() -> str | None:
+    """Why the browser tests cannot run here (no Chromium, or livekit-client not installed)."""
+    if _external is not None:  # no private namespace: the fixture may still install it
+        try:
+            find_chromium()
+            client_module()
+        except (BrowserUnavailable, WebModulesUnavailable) as exc:
+            return str(exc)
+        return None
+    return _web_unavailable
 
 
 def unavailable() -> str | None:

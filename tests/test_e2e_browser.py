@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import e2e_server
 import pytest
 from e2e_server import CI, ServerInfo
 from livekit import rtc
@@ -30,8 +31,7 @@ from livekit_avsync.measure.room_bench import RoomServer
 from livekit_avsync.measure.scenarios import MarkerMedia
 from livekit_avsync.measure.viewer import ViewerLog
 from livekit_avsync.providers.face import FaceRenderer
-from livekit_avsync.web.chromium import BrowserUnavailable, Chromium, find_chromium
-from livekit_avsync.web.modules import WebModulesUnavailable, client_module
+from livekit_avsync.web.chromium import Chromium
 from livekit_avsync.web.server import viewer_token
 
 WIDTH, HEIGHT = 640, 360
@@ -46,11 +46,9 @@ REPLY_SECONDS = load_clip(REPLY).duration
 @pytest.fixture(scope="module")
 def browser_ready() -> None:
     """Chromium and livekit-client are here (npm installs it on first use), or skip/fail."""
-    try:
-        find_chromium()
-        client_module()
-    except (BrowserUnavailable, WebModulesUnavailable) as exc:
-        message = f"browser e2e: {exc}"
+    reason = e2e_server.web_unavailable()
+    if reason is not None:
+        message = f"browser e2e: {reason}"
         if CI:
             pytest.fail(message + " (CI=true: end-to-end tests never skip)", pytrace=False)
         pytest.skip(message)

@@ -111,8 +111,8 @@ class WorkerProcess:
                 return int(match.group(1))
         return None
 
-    async def load(self) -> float:
-        """The load of the worker's latest periodic reading (livekit-agents' ``/worker`` page)."""
+    async def status(self) -> dict[str, Any]:
+        """The worker's own report (livekit-agents' ``/worker`` page): load, active jobs..."""
         port = self.http_port()
         if port is None:
             raise AssertionError(f"the worker has not logged its HTTP port:\n{self.tail()}")
@@ -124,10 +124,18 @@ class WorkerProcess:
                 try:
                     async with http.get(f"http://{host}:{port}/worker") as response:
                         response.raise_for_status()
-                        return float((await response.json()).get("worker_load", 0.0))
+                        return dict(await response.json())
                 except aiohttp.ClientConnectorError as exc:
                     refused = exc
         raise AssertionError(f"the worker's HTTP port {port} refused on both loopbacks: {refused}")
+
+    async def load(self) -> float:
+        """The load of the worker's latest periodic reading."""
+        return float((await self.status()).get("worker_load", 0.0))
+
+    async def active_jobs(self) -> int:
+        """How many jobs the worker is running now (assigned and not yet ended)."""
+        return int((await self.status()).get("active_jobs", 0))
 
     def wait_for(self, message: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
