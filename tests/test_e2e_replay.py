@@ -23,7 +23,8 @@ from livekit_avsync.measure.scale_bench import record_marker_avatar
 # 640x360 beside a busy core this machine's one free core is short (p95 51-111 ms in 3 of 4 runs
 # there, 4 of 4 within 40 ms at 320x180); resolution's cost is bench --scale's subject
 W, H, FPS = 320, 180, AVATAR_SPEC.fps
-RECORD_S = 24.0  # longer than join + settle + measuring: a loop restarts the marker numbers
+RECORD_S = 36.0  # longer than join + settle + measuring: a loop restarts the marker numbers
+MARKERS = 40  # a marker every 0.5 s: 20 s measured
 SKEW_P95_MS = 40.0  # for a busy machine, as the worker e2e; the bench reports the real figures
 
 
@@ -57,11 +58,12 @@ async def test_the_worker_replays_a_recording_to_a_real_subscriber_in_sync(
             assert set(streams.values()) == {"avatar"}
             await asyncio.sleep(2.0)  # the receiver settles
             since = time.monotonic()
-            # 20 markers, as the worker e2e: over 8 a "p95" is the single worst frame
-            await wait_bursts_since(viewer.capture, since, 20, timeout=40)
+            # 40 markers: at 25 fps a frame the busy machine delivers a period late is one
+            # 40 ms outlier, and over 20 markers two of them already make the "p95"
+            await wait_bursts_since(viewer.capture, since, MARKERS, timeout=60)
             report, raw = viewer.synced_report(since), viewer.raw_report(since)
             await viewer.aclose()
-        assert report.paired >= 15, report.summary()
+        assert report.paired >= MARKERS * 3 // 4, report.summary()
         assert report.p95_abs_ms is not None and report.p95_abs_ms <= SKEW_P95_MS, (
             f"synced: {report.summary()}; raw: {raw.summary()}"
         )
