@@ -97,8 +97,9 @@ async def test_a_full_worker_takes_no_job_and_the_next_room_goes_to_the_other(
         second = workers[1 - workers.index(first)]
         load = await wait_capacity(first, "full", timeout=30)  # its avatar's own CPU
         assert load >= THRESHOLD
-        idle = second.capacity()
-        assert idle is not None and idle[0] == "available", (idle, second.tail(30))
+        # the other worker is available (bounded: its own processes may be busy a moment, as
+        # one CI run saw: 0.28 for a few seconds), and the next room must go to it
+        await wait_capacity(second, "available", timeout=30)
         await settled(second, timeout=30)
         async with joined(livekit_server, second_room, "user-b") as room_b:
             viewer_b = await agent_joins(livekit_server, room_b, *workers)
