@@ -602,8 +602,10 @@ class LemonSliceAvatar(AvatarProvider):
     async def _teardown(self) -> None:
         self._closing = True
         self._closed_event.set()
-        self._audio_out.put_nowait(None)
-        self._video_out.put_nowait(None)
+        for queue in (self._audio_out, self._video_out):
+            while not queue.empty():  # closed: what the avatar sent but nobody read is not played
+                queue.get_nowait()
+            queue.put_nowait(None)
         for pump in self._pumps:
             pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)
