@@ -83,27 +83,27 @@ def prepare() -> None:
     _unavailable = None
 
 
-def _prepare_web() -> None:
-    """Install the browser tests' livekit-client now (once, cached) where they can run."""
-    global _web_unavailable
+def _web_reason() -> str | None:
+    """Why the browser tests cannot run (no Chromium, livekit-client not installable), or None;
+    installs livekit-client (once, cached) on the way."""
     try:
         find_chromium()
         client_module()
     except (BrowserUnavailable, WebModulesUnavailable) as exc:
-        _web_unavailable = str(exc)
-        return
-    _web_unavailable = None
+        return str(exc)
+    return None
+
+
+def _prepare_web() -> None:
+    """Install the browser tests' livekit-client now, while the network is there."""
+    global _web_unavailable
+    _web_unavailable = _web_reason()
 
 
 def web_unavailable() -> str | None:
-    """Why the browser tests cannot run here (no Chromium, or livekit-client not installed)."""
+    """Why the browser tests cannot run here, or None."""
     if _external is not None:  # no private namespace: the fixture may still install it
-        try:
-            find_chromium()
-            client_module()
-        except (BrowserUnavailable, WebModulesUnavailable) as exc:
-            return str(exc)
-        return None
+        return _web_reason()
     return _web_unavailable
 
 
