@@ -137,6 +137,9 @@ async def test_pause_holds_audio_and_a_clear_while_paused_drops_the_rest() -> No
         assert after == at_pause
         r = compare_ramp(np.concatenate(heard), at_pause)
         assert r.exact, r.row()  # what played before the pause played once, in order
+        # the stats report what the source was seen to emit: exactly what was heard
+        emitted = s.stats.audio_emitted
+        assert emitted is not None and round(emitted * rate) == at_pause
     finally:
         await s.aclose()
         reader.cancel()

@@ -510,6 +510,11 @@ class AVSynchronizer(TaskOwner):
             foreign_clocks=a.foreign_clocks,
             pauses_exact=self._pause_stats["exact"],
             pauses_estimated=self._pause_stats["estimated"],
+            audio_emitted=(
+                self._ledger.reported / self._audio_source.sample_rate
+                if self._probe is not None and self._probe.alive
+                else None
+            ),
         )
 
     # -- input ---------------------------------------------------------------------------------

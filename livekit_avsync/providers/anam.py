@@ -36,7 +36,14 @@ from ..media.convert import check_audio_frame
 from .anam_config import RESERVED_PERSONA_FIELDS, build_options, load_sdk, required
 from .anam_errors import AnamConfigError, AnamDisconnected, AnamProviderError, AnamTimeout
 from .anam_speech import SPEECH_SAMPLE_RATE, SpeechTurns
-from .base import AvatarProvider, OutputFrame, ProviderError, drain_output, setting
+from .base import (
+    AvatarProvider,
+    OutputFrame,
+    ProviderError,
+    drain_output,
+    end_output,
+    setting,
+)
 
 __all__ = ["SPEECH_SAMPLE_RATE", "AnamAvatar"]
 
@@ -575,10 +582,8 @@ class AnamAvatar(AvatarProvider):
     async def _teardown(self) -> None:
         self._closing = True
         self._stopped.set()
-        for out in (self._audio_out, self._video_out):
-            while not out.empty():  # undelivered frames of a closed session are not output
-                out.get_nowait()
-            out.put_nowait(None)
+        end_output(self._audio_out)
+        end_output(self._video_out)
         tasks = [*self._pumps, *self._interrupts]
         for task in tasks:
             task.cancel()

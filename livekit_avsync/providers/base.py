@@ -36,6 +36,7 @@ __all__ = [
     "ProviderStatusError",
     "ProviderTimeout",
     "drain_output",
+    "end_output",
     "setting",
 ]
 
@@ -241,3 +242,11 @@ async def drain_output(queue: asyncio.Queue[OutputFrame | None]) -> AsyncIterato
             queue.put_nowait(None)
             return
         yield item
+
+
+def end_output(queue: asyncio.Queue[OutputFrame | None]) -> None:
+    """End a closed provider's output: frames nobody read are discarded (a closed session's media
+    is not played), then the end marker, so every reader of :func:`drain_output` ends."""
+    while not queue.empty():
+        queue.get_nowait()
+    queue.put_nowait(None)

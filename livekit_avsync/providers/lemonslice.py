@@ -37,7 +37,14 @@ from livekit.agents.voice.avatar import DataStreamAudioOutput
 from livekit.agents.voice.io import PlaybackFinishedEvent
 
 from ..media.convert import SpeechResampler, check_audio_frame
-from .base import AvatarProvider, OutputFrame, PlaybackFinished, drain_output, setting
+from .base import (
+    AvatarProvider,
+    OutputFrame,
+    PlaybackFinished,
+    drain_output,
+    end_output,
+    setting,
+)
 from .lemonslice_api import (
     DEFAULT_API_URL,
     DEFAULT_REQUEST_TIMEOUT,
@@ -602,10 +609,8 @@ class LemonSliceAvatar(AvatarProvider):
     async def _teardown(self) -> None:
         self._closing = True
         self._closed_event.set()
-        for queue in (self._audio_out, self._video_out):
-            while not queue.empty():  # closed: what the avatar sent but nobody read is not played
-                queue.get_nowait()
-            queue.put_nowait(None)
+        end_output(self._audio_out)
+        end_output(self._video_out)
         for pump in self._pumps:
             pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)

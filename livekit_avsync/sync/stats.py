@@ -46,6 +46,9 @@ class SyncStats:
     """Pauses whose unplayed audio was taken back to the sample (the source's own report)."""
     pauses_estimated: int = 0
     """Pauses where that report could not be trusted and the playout model decided (to ~10 ms)."""
+    audio_emitted: float | None = None
+    """Seconds of handed audio the source was seen to emit (its own track read back), None
+    without that reader: ``playback_position`` running ahead of it means the model is early."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
