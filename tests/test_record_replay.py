@@ -10,6 +10,7 @@ import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from livekit import rtc
 
 from livekit_avsync.media.convert import i420_frame, video_to_i420
+from livekit_avsync.providers import recorded
 from livekit_avsync.providers.base import (
     AvatarProvider,
     OutputFrame,
@@ -410,6 +412,33 @@ async def test_loop_repeats_with_shifted_timestamps_and_speed(
 
     assert on_time(got[10:20]) - on_time(got[:10]) == pytest.approx(0.0, abs=0.01)
     assert on_time(got[20:]) - on_time(got[:10]) == pytest.approx(0.0, abs=0.01)
+
+
+async def test_a_looping_replay_reads_each_pass_once_even_without_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leaked_tasks: None
+) -> None:
+    path = tmp_path / "loop.mkv"
+    await record_feed(path, seconds=0.4, audio=False, fps=25)  # no events were recorded
+    opened: list[Path] = []
+    real_open = recorded._open_sidecar
+
+    def counting(p: Path) -> Any:
+        opened.append(p)
+        return real_open(p)
+
+    monkeypatch.setattr(recorded, "_open_sidecar", counting)
+    replay = RecordedProvider(path, loop=True, speed=2.0)
+    await replay.start()
+    got = 0
+    async for _ in replay.video_frames():
+        got += 1
+        if got == 25:  # 2.5 passes of 0.2 s each
+            break
+    await replay.aclose()
+    # the start reads the header and each track's first record; then each pass opens the
+    # sidecar once per track (video, events). The event track used to start its next pass at
+    # once, re-reading the sidecar thousands of times a second on a thread of its own.
+    assert len(opened) <= 3 + 2 * 4, len(opened)
 
 
 async def test_video_before_audio_odd_rgba_and_pyav_frames_round_trip(

@@ -280,6 +280,10 @@ class RecordedProvider(AvatarProvider):
                     skip_before = timeline.skip_before_us - base
                     record = await loop.run_in_executor(executor, reader.next, skip_before)
                 if record is None:
+                    # a pass lasts the recording's duration even when its last record is early
+                    # (events): a looping track must not start the next pass, and re-read the
+                    # whole sidecar, at once and again, as fast as a thread can
+                    await timeline.wait_until(base + self._info.duration_us, skippable=False)
                     return
                 at = base + record["t_us"]
                 if await timeline.wait_until(at, skippable=kind != "event"):
