@@ -151,7 +151,9 @@ async def test_speech_reaches_anam_and_comes_out_lip_synced(bench: Bench) -> Non
     assert b.finished[0].playback_position == pytest.approx(3.6, abs=0.05)
     # lip-synced: the face shows each marker when its burst is heard
     problem = sync_problem(b.sync_of(seq.turn, since=said_at), at_least=8)
-    assert problem is None, f"{problem}\nsynchronizer: {b.avatar.synchronizer.stats}"
+    stats = b.avatar.synchronizer.stats
+    print(stats)
+    assert problem is None, f"{problem}\nsynchronizer: {stats}"
 
 
 async def test_barge_in_cuts_anams_in_flight_tail_and_the_next_turn_is_in_sync(

@@ -25,6 +25,7 @@ from livekit_avsync.measure.room import RoomViewer
 WIDTH, HEIGHT = 640, 360
 THRESHOLD = 0.08  # of all cores: an idle worker reports up to ~0.025, one avatar session ~0.16
 SKEW_P95_MS = 40.0
+MARKERS = 24
 WARMUP_S = 2.0
 
 
@@ -73,9 +74,11 @@ async def settled(worker: WorkerProcess, timeout: float) -> None:
 
 
 async def in_sync(viewer: RoomViewer, since: float) -> None:
-    await wait_bursts_since(viewer.capture, since, 12, timeout=40)
+    # 24 markers (12 s): over 12, the "p95" was the worst frame of all, and one frame a busy
+    # machine delivered a period late (40 ms at 25 fps) failed the run
+    await wait_bursts_since(viewer.capture, since, MARKERS, timeout=60)
     report = viewer.synced_report(since)
-    assert report.paired >= 10, report.summary()
+    assert report.paired >= MARKERS * 5 // 6, report.summary()
     assert report.p95_abs_ms is not None and report.p95_abs_ms <= SKEW_P95_MS, (
         f"synced: {report.summary()}; raw: {viewer.raw_report(since).summary()}"
     )

@@ -13,7 +13,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+from livekit import rtc
 
+from livekit_avsync import AVSynchronizer
 from livekit_avsync.measure.bench import measure_memory
 from livekit_avsync.measure.scenarios import (
     IDLE_TURN,
@@ -21,6 +23,7 @@ from livekit_avsync.measure.scenarios import (
     InterruptMeasurement,
     Scenario,
     ScenarioResult,
+    SyncSettings,
     produce_interrupt,
     run_scenario,
 )
@@ -95,6 +98,27 @@ async def test_video_follows_the_audio_when_the_provider_clock_runs_fast() -> No
     # a 1 % fast clock moves 60 ms in 6 s if video followed the provider's clock
     assert abs(np.mean(offsets[-3:]) - np.mean(offsets[:3])) <= 20.0, offsets
     assert_frames_accounted(r)
+
+
+def _misjudging(audio: rtc.AudioSource, video: rtc.VideoSource, s: SyncSettings) -> AVSynchronizer:
+    """Ours, told the source plays 150 ms after a hand-off (it plays within a 10 ms tick)."""
+    return AVSynchronizer(
+        audio_source=audio,
+        video_source=video,
+        video_fps=s.video_fps,
+        sync_mode=s.sync_mode,
+        audio_latency_ms=150,
+    )
+
+
+async def test_the_clock_follows_what_the_source_emits_not_a_wrong_estimate() -> None:
+    # a playout model 150 ms off would show every frame ~145 ms late; the source's own track
+    # read back moves it onto what is really emitted
+    r = await run_scenario(
+        "interleaved", "misjudging", quick=True, factories={"misjudging": _misjudging}
+    )
+    assert sync_violations(r) == [], r.report.summary()
+    assert r.stats is not None and r.stats.playout_corrections >= 1, r.stats
 
 
 _INTERRUPTS = dataclasses.replace(

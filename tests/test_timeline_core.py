@@ -108,3 +108,57 @@ def test_playout_a_chunk_that_reached_the_source_late_moves_the_clock_on() -> No
     assert p.queued(0.05) == pytest.approx(0.04)
     assert p.underruns == 1
     assert p.landed(late, 0.01) == 0.0  # in time: nothing moves
+
+
+def _stream(p: AudioPlayout, seconds: float) -> list:
+    """``seconds`` of 20 ms chunks handed at 0, played back to back from 0."""
+    return [p.hand(0.0, k * 0.02, (k + 1) * 0.02, 0.02) for k in range(round(seconds / 0.02))]
+
+
+def test_playout_follows_a_source_whose_ticks_fell_behind() -> None:
+    p = AudioPlayout()
+    segs = _stream(p, 2.0)
+    # the source emits every 10 ms tick 120 ms after the model says (its thread was starved);
+    # each report reaches us 1-9 ms after its tick (the event loop)
+    for k in range(60):
+        seg, offset = segs[k // 2], (k % 2) * 0.01
+        moved = p.emitted(seg, offset, k * 0.01 + 0.12 + 0.001 * (1 + k % 9))
+        assert moved == 0.0 or k == 29, k  # judged once per window of 30 reports...
+    assert p.corrections == 1  # ...then moved on by the best of them, less the tick phase
+    assert p.wall_time_of(0.5) == pytest.approx(0.5 + 0.12 + 0.001 - 0.003)
+    assert p.queued(0.3) == pytest.approx(2.0 - 0.3 + 0.118)
+
+
+def test_playout_is_not_moved_by_a_slow_event_loop_alone() -> None:
+    p = AudioPlayout()
+    segs = _stream(p, 2.0)
+    # on time, but the loop delivers the reports in bursts: every 100 ms, all at once
+    for k in range(120):
+        seg, offset = segs[k // 2], (k % 2) * 0.01
+        emitted_at = k * 0.01
+        assert p.emitted(seg, offset, emitted_at - emitted_at % 0.1 + 0.1) == 0.0
+    assert p.corrections == 0
+    assert p.wall_time_of(1.0) == pytest.approx(1.0)
+
+
+def test_playout_follows_a_source_that_played_earlier_than_modelled() -> None:
+    p = AudioPlayout(latency=0.05)
+    segs = [p.hand(0.0, k * 0.02, (k + 1) * 0.02, 0.02) for k in range(50)]
+    # a report before the model's time proves it: the sample cannot be read before it played
+    assert p.emitted(segs[10], 0.0, 0.25 - 0.03) == pytest.approx(-0.033)
+    assert p.wall_time_of(0.3) == pytest.approx(0.35 - 0.033)
+    assert p.emitted(segs[11], 0.0, 0.27 - 0.033 + 0.002) == 0.0  # now it agrees
+    # the latency estimate that placed them was too long: it is shortened too
+    assert p.wall_time_of(1.0) == pytest.approx(1.05 - 0.033)
+    fresh = p.hand(2.0, 1.0, 1.02, 0.02)  # after the queue ran dry
+    assert fresh.wall_start == pytest.approx(2.0 + 0.05 - 0.033)
+
+
+def test_playout_ignores_reports_once_cleared_or_of_a_cut_segment() -> None:
+    p = AudioPlayout()
+    segs = _stream(p, 1.0)
+    p.clear(0.1)
+    assert p.emitted(segs[2], 0.0, 0.0) == 0.0  # late report of the old run: the clock is undefined
+    fresh = p.hand(0.2, 0.0, 0.02, 0.02)
+    assert p.emitted(segs[20], 0.0, 0.1) == 0.0  # a segment the clear dropped: gone
+    assert p.emitted(fresh, 0.0, 0.185) == pytest.approx(-0.018)  # the new run is followed

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from livekit import rtc
@@ -24,14 +25,27 @@ __all__ = ["SourceProbe"]
 
 logger = logging.getLogger("livekit_avsync")
 
+T = TypeVar("T")
 
-class SourceProbe:
-    """The reader of one source's emitted audio; :meth:`aclose` ends it."""
+
+class SourceProbe(Generic[T]):
+    """The reader of one source's emitted audio; :meth:`aclose` ends it.
+
+    ``on_emitted(tag, sample)`` is called for every frame that matched what was handed: the
+    chunk and the sample in it where the frame began, as it is read (so, when it was emitted
+    or a little later).
+    """
 
     def __init__(
-        self, source: rtc.AudioSource, ledger: PlayedLedger[Any], *, owner: TaskOwner
+        self,
+        source: rtc.AudioSource,
+        ledger: PlayedLedger[T],
+        *,
+        owner: TaskOwner,
+        on_emitted: Callable[[T, int], Any] | None = None,
     ) -> None:
         self._ledger = ledger
+        self._on_emitted = on_emitted
         track = rtc.LocalAudioTrack.create_audio_track("avsync-playout-probe", source)
         # opened now, before the first capture, so no emitted frame is missed
         self._stream = rtc.AudioStream(
@@ -43,7 +57,9 @@ class SourceProbe:
     async def _read(self) -> None:
         try:
             async for event in self._stream:
-                self._ledger.report(np.frombuffer(event.frame.data, dtype=np.int16))
+                began = self._ledger.report(np.frombuffer(event.frame.data, dtype=np.int16))
+                if began is not None and self._on_emitted is not None:
+                    self._on_emitted(*began)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -85,6 +85,11 @@ class AVSynchronizer(TaskOwner):
     ``gate_quiet_ms`` (see :class:`~livekit_avsync.sync.gate.StaleGate`). The source's own queue is
     cleared a second time once a capture that was in flight during the clear has landed.
 
+    The audio clock follows what the source really emits: a private reader of its own track
+    reports every 10 ms tick, and the playout model moves onto them when it is off (the native
+    tick thread starved on a busy machine, or a wrong ``audio_latency_ms``, which is only the
+    starting estimate); ``stats.playout_corrections`` counts the moves.
+
     Backpressure: ``push`` of audio waits while more than ``audio_buffer_ms`` is queued, ``push`` of
     video while its queue reaches further ahead of the audio clock than the larger of
     ``video_queue_size_ms`` and the audio buffer; nothing grows without bound.
@@ -149,13 +154,11 @@ class AVSynchronizer(TaskOwner):
         self._quiet_rms = 32768.0 * 10 ** (quiet_dbfs / 20)
 
         self._queue = AudioQueue(audio_source.sample_rate, quiet_rms=self._quiet_rms)
-        self._handed: deque[tuple[float, AudioChunk]] = (
-            deque()
-        )  # (wall_start, chunk) not yet played
-        self._ledger: PlayedLedger[AudioChunk] = PlayedLedger(
+        self._handed: deque[tuple[PlayedSegment, AudioChunk]] = deque()  # not yet played
+        self._ledger: PlayedLedger[tuple[AudioChunk, PlayedSegment]] = PlayedLedger(
             audio_source.sample_rate, audio_source.num_channels
         )
-        self._probe: SourceProbe | None = None
+        self._probe: SourceProbe[tuple[AudioChunk, PlayedSegment]] | None = None
         self._settle_at: float | None = None  # a pause's unplayed audio is taken back then
         self._settle_model: list[AudioChunk] = []  # what the playout model says did not play
         self._settle_s = 0.0  # seconds of that: queued, until it is re-queued
@@ -300,7 +303,7 @@ class AVSynchronizer(TaskOwner):
             self._source_clears += 1
             self._ledger.pause()
             self._playout.rewind(now)
-            back = [chunk for start, chunk in self._handed if start >= now]
+            back = [chunk for seg, chunk in self._handed if seg.wall_start >= now]
             self._handed.clear()
             self._settle_model = back
             self._settle_s = sum(c.samples.shape[0] for c in back) / self._audio_source.sample_rate
@@ -320,7 +323,7 @@ class AVSynchronizer(TaskOwner):
         exact = self._ledger.take_back()
         back = model
         if exact is not None and settled and self._probe is not None and self._probe.alive:
-            back = [u.tag.cut(u.offset) for u in exact]
+            back = [u.tag[0].cut(u.offset) for u in exact]
         self._pause_stats["exact" if back is not model else "estimated"] += 1
         back_s = sum(c.samples.shape[0] for c in back) / rate
         self._playout.unhand(back_s - model_s)  # the model took back model_s: correct it
@@ -510,6 +513,7 @@ class AVSynchronizer(TaskOwner):
             foreign_clocks=a.foreign_clocks,
             pauses_exact=self._pause_stats["exact"],
             pauses_estimated=self._pause_stats["estimated"],
+            playout_corrections=self._playout.corrections,
             audio_emitted=(
                 self._ledger.reported / self._audio_source.sample_rate
                 if self._probe is not None and self._probe.alive
@@ -682,7 +686,9 @@ class AVSynchronizer(TaskOwner):
         if self._tasks or self._closed:
             return
         try:  # before the first capture: the probe must see every frame the source emits
-            self._probe = SourceProbe(self._audio_source, self._ledger, owner=self)
+            self._probe = SourceProbe(
+                self._audio_source, self._ledger, owner=self, on_emitted=self._emitted
+            )
         except Exception:
             logger.warning("AVSynchronizer: no playout probe; pauses are estimated", exc_info=True)
         self._tasks = [
@@ -772,9 +778,9 @@ class AVSynchronizer(TaskOwner):
             seg = self._playout.hand(
                 now, head.start, head.end, n / rate, quiet=head.quiet, raw_offset=head.raw_offset
             )
-            self._handed.append((seg.wall_start, head))
-            self._ledger.hand(head, head.samples)
-            while self._handed and self._handed[0][0] < now - 0.05:
+            self._handed.append((seg, head))
+            self._ledger.hand((head, seg), head.samples)
+            while self._handed and self._handed[0][0].wall_start < now - 0.05:
                 self._handed.popleft()
             if queued <= 0:
                 self._video_wake.wake()  # audio (re)starts: the due times of queued video moved
@@ -814,6 +820,16 @@ class AVSynchronizer(TaskOwner):
                 self._settle_at = max(self._settle_at, self._clock.now() + _SETTLE_S)
             if landed is not None and not landed.done():
                 landed.set_result(None)
+
+    def _emitted(self, handed: tuple[AudioChunk, PlayedSegment], sample: int) -> None:
+        """The probe read back the audio from ``sample`` of a chunk handed: keep the playout
+        model (the clock the video follows) on what the source really emits."""
+        if self._paused_at is not None or self._settle_at is not None:
+            return  # a pause took the model's queue back: nothing to follow until it resumes
+        seg = handed[1]
+        offset = sample / self._audio_source.sample_rate
+        if self._playout.emitted(seg, offset, self._clock.now()):
+            self._video_wake.wake()  # due times moved
 
     def _hiccup(self, delay: float) -> None:
         """A capture or a wake-up ``delay`` s late: grow the audio lead to absorb the next one."""

@@ -100,8 +100,9 @@ class PlayedLedger(Generic[T]):
             run.entries.clear()
             run.held = 0
 
-    def report(self, data: np.ndarray) -> None:
-        """A frame the source emitted (interleaved int16, read back from its track).
+    def report(self, data: np.ndarray) -> tuple[T, int] | None:
+        """A frame the source emitted (interleaved int16, read back from its track); returns
+        the chunk (tag) and the sample in it where the frame began, if it matched what was handed.
 
         The source emits a frame of silence on every tick that finds less than 10 ms queued
         (before a capture lands, after a clear): a silent frame that is not the next samples
@@ -112,20 +113,22 @@ class PlayedLedger(Generic[T]):
         while self._runs:
             run = self._runs[0]
             if not run.lost and run.matches(data):
+                began = (run.entries[0][0], run.head // self._channels)
                 run.confirm(data.size)
                 self.reported += data.size // self._channels
-                return
+                return began
             if not data.any():
                 self._silent_after_close += 1
-                return
+                return None
             if len(self._runs) == 1:
                 if not run.lost and run.held:
                     run.lost = True  # the source played something else: stop following
                     run.entries.clear()
                     run.held = 0
                 self.unmatched += 1
-                return
+                return None
             self._runs.popleft()  # an older run is over: the rest of it was cleared unplayed
+        return None
 
     def clear(self) -> None:
         """The source's queue was cleared: what the current run still held is gone."""

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 
 __all__ = ["AudioPlayout", "PlayedSegment"]
 
+_EMIT_WINDOW = 30  # emission reports (~300 ms of 10 ms ticks) whose best one judges the model
+_EARLY_S = 0.02  # even the best report of a window this much after the model: it runs early
+_LATE_S = -0.01  # a report this much before the model's time: it runs late (else impossible)
+_PHASE_S = 0.003  # where a right model has a report: within a tick of it, plus the delivery
+
 
 @dataclass(slots=True)
 class PlayedSegment:
@@ -58,6 +63,9 @@ class AudioPlayout:
         self._cleared = False  # the next gap follows a clear, not an underrun
         self._detached = False  # cleared: the clock is undefined until the next chunk is handed
         self.underruns = 0
+        self.corrections = 0  # times the model was moved to what the source was seen to emit
+        self._best_report = float("inf")  # smallest (report - model) time in this window...
+        self._reports = 0  # ...of this many reports
 
     def hand(
         self,
@@ -174,17 +182,55 @@ class AudioPlayout:
         hiccup (the source ran dry and played the chunk late), and video would lead the sound.
         """
         delta = now + self._latency - seg.wall_start
-        if delta <= 0 or not any(s is seg for s in self._segments):
+        if delta <= 0 or not self._shift_from(seg, delta):
             return 0.0
-        moving = False
-        for s in self._segments:
-            moving = moving or s is seg
-            if moving:
-                s.wall_start += delta
-                s.wall_end += delta
-        self._play_end += delta
         self.underruns += 1  # the source ran dry before it
         return delta
+
+    def emitted(self, seg: PlayedSegment, offset: float, now: float) -> float:
+        """The source's own track showed, at ``now``, the audio ``offset`` s into ``seg``
+        (the first sample of a 10 ms tick). Moves the model to it when it is off; returns the
+        move (+ later).
+
+        A report comes at or after its emission (it is delivered through the event loop), so
+        one report earlier than the model proves the model late; a model early shows as every
+        report of a window coming late, which a slow loop alone does not do (its backlog
+        arrives in a burst). Without this, a source whose ticks fell behind (its native thread
+        starved on a busy machine) leaves the model, and so the video, ahead of the sound. A
+        chunk seen sooner than modelled also shortens ``latency``, which placed it.
+        """
+        if self._detached or offset > seg.wall_end - seg.wall_start:
+            return 0.0
+        lag = now - (seg.wall_start + offset)
+        if lag >= _LATE_S:
+            self._best_report = min(self._best_report, lag)
+            self._reports += 1
+            if self._reports < _EMIT_WINDOW:
+                return 0.0
+            lag, self._best_report, self._reports = self._best_report, float("inf"), 0
+            if lag <= _EARLY_S:
+                return 0.0
+        delta = lag - _PHASE_S
+        if not self._shift_from(seg, delta):
+            return 0.0
+        if delta < 0:  # a chunk played sooner than modelled: the latency estimate is too long
+            self._latency = max(0.0, self._latency + delta)
+        self.corrections += 1
+        return delta
+
+    def _shift_from(self, seg: PlayedSegment, delta: float) -> bool:
+        """Move ``seg`` and every later segment by ``delta`` s; False if ``seg`` is gone."""
+        for i in range(len(self._segments) - 1, -1, -1):
+            if self._segments[i] is seg:
+                break
+        else:
+            return False
+        for k in range(i, len(self._segments)):
+            self._segments[k].wall_start += delta
+            self._segments[k].wall_end += delta
+        self._play_end += delta
+        self._best_report, self._reports = float("inf"), 0  # judged on the new model next
+        return True
 
     def rewind(self, now: float) -> list[PlayedSegment]:
         """Take back the segments that have not started playing (a pause), newest last."""
@@ -196,6 +242,7 @@ class AudioPlayout:
             self._handed -= seg.wall_end - seg.wall_start
         self._play_end = self._segments[-1].wall_end if self._segments else now
         self._cleared = True
+        self._best_report, self._reports = float("inf"), 0
         return taken
 
     def unhand(self, seconds: float) -> None:
@@ -215,3 +262,4 @@ class AudioPlayout:
         self._play_end = min(self._play_end, now)
         self._cleared = True
         self._detached = True
+        self._best_report, self._reports = float("inf"), 0

@@ -46,6 +46,9 @@ class SyncStats:
     """Pauses whose unplayed audio was taken back to the sample (the source's own report)."""
     pauses_estimated: int = 0
     """Pauses where that report could not be trusted and the playout model decided (to ~10 ms)."""
+    playout_corrections: int = 0
+    """Times the playout model was moved to what the source was seen to emit (its ticks fell
+    behind the model, e.g. starved on a busy machine, or ran ahead of it)."""
     audio_emitted: float | None = None
     """Seconds of handed audio the source was seen to emit (its own track read back), None
     without that reader: ``playback_position`` running ahead of it means the model is early."""
