@@ -193,6 +193,7 @@ async def test_in_the_browser_the_users_voice_silences_the_avatar_and_shuts_its_
             voice.samples,
             voice.sample_rate,
             interrupt_times=lambda: worker.record_times("avatar interrupted"),
+            turn_starts=lambda: worker.record_times("saying"),
             face=FaceRenderer(WIDTH, HEIGHT),
             viewer=in_the_browser,
         )

@@ -126,6 +126,7 @@ async def test_the_users_voice_cuts_the_avatar_and_its_reply_plays_in_sync(
             voice.samples,
             voice.sample_rate,
             interrupt_times=lambda: worker.record_times("avatar interrupted"),
+            turn_starts=lambda: worker.record_times("saying"),
             face=FaceRenderer(WIDTH, HEIGHT),
         )
     figures = turn.figures

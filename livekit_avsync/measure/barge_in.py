@@ -35,6 +35,7 @@ __all__ = [
     "speak_into_room",
 ]
 
+_TURN_SEEN_S = 8.0  # a viewer that missed a turn's start heard it within this much of it
 _BURST_EDGE_S = 0.015  # a burst's sound may start this early and end this late at a viewer
 _MIN_RUN_S = 0.02  # speech is sustained: shorter runs of loud milliseconds are codec artefacts
 _RUN_GAP_S = 0.005  # loud milliseconds this close belong to one run
@@ -222,6 +223,7 @@ async def barge_in_turn(
     reply_wait: float = 3.0,
     join_timeout: float = 60.0,
     viewer: Callable[[ViewerLog], BargeInViewer] | None = None,
+    turn_starts: Callable[[], list[float]] | None = None,
 ) -> BargeInTurn:
     """In ``room`` (connected, as the user), wait for the agent's avatar to start speaking, speak
     ``voice`` over it ``barge_after`` s in, let the reply play, and measure.
@@ -229,7 +231,10 @@ async def barge_in_turn(
     ``interrupt_times()`` returns the wall times (``time.time()``) at which the agent flushed
     the avatar so far (a worker's log); ``face`` draws the avatar (for its closed mouth).
     ``viewer(log)`` makes the viewer that watches (feeding ``log``); by default the user's own
-    :class:`~.room.RoomViewer` in ``room`` (a browser page: :mod:`.browser`).
+    :class:`~.room.RoomViewer` in ``room`` (a browser page: :mod:`.browser`). ``turn_starts()``
+    returns the wall times at which the agent began to speak (a worker's log): a viewer that
+    came up in the middle of the speech then still barges in ``barge_after`` s into it, not
+    that long after it first heard it (when the speech may be over).
     """
     log = ViewerLog(
         face, marker_tones=spec.frequencies, marker_peak=spec.burst_level * 2 * _SPEECH_PEAK
@@ -244,7 +249,14 @@ async def barge_in_turn(
         capture = watching.capture
         await capture.wait_until(lambda: log.speech_times().size > 0, timeout=join_timeout)
         speech_start = float(log.speech_times()[0])
-        await asyncio.sleep(max(0.0, speech_start + barge_after - time.monotonic()))
+        began = speech_start
+        if turn_starts is not None:
+            wall_to_mono = time.time() - time.monotonic()
+            starts = [t - wall_to_mono for t in turn_starts()]
+            # this turn's: at most _TURN_SEEN_S before the viewer heard it (not an older turn's)
+            earlier = [t for t in starts if speech_start - _TURN_SEEN_S <= t <= speech_start]
+            began = min(began, max(earlier, default=began))
+        await asyncio.sleep(max(0.0, began + barge_after - time.monotonic()))
         before = len(interrupt_times())
         onset, user_end = await speak_into_room(room, voice, voice_rate)
         await asyncio.sleep(reply_wait)
