@@ -13,9 +13,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from livekit import rtc
 
-from livekit_avsync import AVSynchronizer
 from livekit_avsync.measure.bench import measure_memory
 from livekit_avsync.measure.scenarios import (
     IDLE_TURN,
@@ -23,7 +21,7 @@ from livekit_avsync.measure.scenarios import (
     InterruptMeasurement,
     Scenario,
     ScenarioResult,
-    SyncSettings,
+    ours_with,
     produce_interrupt,
     run_scenario,
 )
@@ -100,22 +98,15 @@ async def test_video_follows_the_audio_when_the_provider_clock_runs_fast() -> No
     assert_frames_accounted(r)
 
 
-def _misjudging(audio: rtc.AudioSource, video: rtc.VideoSource, s: SyncSettings) -> AVSynchronizer:
-    """Ours, told the source plays 150 ms after a hand-off (it plays within a 10 ms tick)."""
-    return AVSynchronizer(
-        audio_source=audio,
-        video_source=video,
-        video_fps=s.video_fps,
-        sync_mode=s.sync_mode,
-        audio_latency_ms=150,
-    )
+# ours, told the source plays 150 ms after a hand-off (it plays within a 10 ms tick)
+_MISJUDGING = ours_with(audio_latency_ms=150)
 
 
 async def test_the_clock_follows_what_the_source_emits_not_a_wrong_estimate() -> None:
     # a playout model 150 ms off would show every frame ~145 ms late; the source's own track
     # read back moves it onto what is really emitted
     r = await run_scenario(
-        "interleaved", "misjudging", quick=True, factories={"misjudging": _misjudging}
+        "interleaved", "misjudging", quick=True, factories={"misjudging": _MISJUDGING}
     )
     assert sync_violations(r) == [], r.report.summary()
     assert r.stats is not None and r.stats.playout_corrections >= 1, r.stats

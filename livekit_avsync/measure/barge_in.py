@@ -236,6 +236,7 @@ async def barge_in_turn(
     came up in the middle of the speech then still barges in ``barge_after`` s into it, not
     that long after it first heard it (when the speech may be over).
     """
+    wall_to_mono = time.time() - time.monotonic()  # worker logs are on wall time
     log = ViewerLog(
         face, marker_tones=spec.frequencies, marker_peak=spec.burst_level * 2 * _SPEECH_PEAK
     )
@@ -251,7 +252,6 @@ async def barge_in_turn(
         speech_start = float(log.speech_times()[0])
         began = speech_start
         if turn_starts is not None:
-            wall_to_mono = time.time() - time.monotonic()
             starts = [t - wall_to_mono for t in turn_starts()]
             # this turn's: at most _TURN_SEEN_S before the viewer heard it (not an older turn's)
             earlier = [t for t in starts if speech_start - _TURN_SEEN_S <= t <= speech_start]
@@ -262,7 +262,6 @@ async def barge_in_turn(
         await asyncio.sleep(reply_wait)
     finally:
         await watching.aclose()
-    wall_to_mono = time.time() - time.monotonic()
     after = [t - wall_to_mono for t in interrupt_times()[before:]]
     interrupt = after[0] if after else None
     figures = barge_in_figures(

@@ -92,14 +92,23 @@ class SyncSettings:
 Factory = Callable[[rtc.AudioSource, rtc.VideoSource, SyncSettings], SynchronizerLike]
 
 
-def _ours(audio: rtc.AudioSource, video: rtc.VideoSource, s: SyncSettings) -> SynchronizerLike:
-    return AVSynchronizer(
-        audio_source=audio,
-        video_source=video,
-        video_fps=s.video_fps,
-        sync_mode=s.sync_mode,
-        av_offset=s.av_offset,
-    )
+def ours_with(**options: Any) -> Factory:
+    """Our synchronizer as the scenario configures it, plus ``options`` (constructor keywords)."""
+
+    def make(audio: rtc.AudioSource, video: rtc.VideoSource, s: SyncSettings) -> SynchronizerLike:
+        return AVSynchronizer(
+            audio_source=audio,
+            video_source=video,
+            video_fps=s.video_fps,
+            sync_mode=s.sync_mode,
+            av_offset=s.av_offset,
+            **options,
+        )
+
+    return make
+
+
+_ours = ours_with()
 
 
 def _rtc(audio: rtc.AudioSource, video: rtc.VideoSource, s: SyncSettings) -> SynchronizerLike:
